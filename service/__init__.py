@@ -1,0 +1,1 @@
+"""The HTTP service of machine unlearning: API, authentication, the ledger and its event chain."""

@@ -1,0 +1,89 @@
+"""The operator's command line: `python -m service {migrate,create-tenant,verify-events}`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+
+from service.db import dispose_engines, migrate, session_factory
+from service.errors import ProblemError
+from service.events.service import verify_chain
+from service.settings import Settings, get_settings
+from service.tenants.service import create_tenant
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    migrate(settings.database_url)
+    print(f"ok: database at revision head ({_safe_url(settings)})")
+    return 0
+
+
+def _create_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    name = args.name.strip()
+    if not name or len(name) > 200:
+        raise ValueError("the tenant name must have 1 to 200 characters")
+    with session_factory(settings.database_url)() as session, session.begin():
+        tenant, issued = create_tenant(session, name=name)
+    print(f"tenant_id: {tenant.id}")
+    print(f"admin_key: {issued.key}")
+    print("store the key now: it is shown only once", file=sys.stderr)
+    return 0
+
+
+def _verify_events(args: argparse.Namespace, settings: Settings) -> int:
+    with session_factory(settings.database_url)() as session:
+        verdict = verify_chain(session)
+    print(verdict)
+    return 0 if verdict.ok else 1
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Operate the unlearning service. Settings come from UNLEARN_* environment variables "
+        "(UNLEARN_DATABASE_URL, UNLEARN_DATA_ROOT, ...).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="apply every pending schema migration (alembic upgrade head)").set_defaults(
+        run=_migrate
+    )
+    tenant = commands.add_parser("create-tenant", help="create a tenant and print its id and first admin API key")
+    tenant.add_argument("name", metavar="NAME", help="the tenant's unique name, e.g. 'acme'")
+    tenant.set_defaults(run=_create_tenant)
+    commands.add_parser(
+        "verify-events", help="check the event log's hash chain; exit 1 naming the first broken row"
+    ).set_defaults(run=_verify_events)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace, Settings], int] = args.run
+    try:
+        return run(args, get_settings())
+    except ProblemError as exc:
+        message = exc.detail
+    except (OperationalError, ProgrammingError) as exc:
+        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        message = f"database error: {first_line} (is the database reachable and migrated? `python -m service migrate`)"
+    except SQLAlchemyError as exc:
+        message = f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    except (ValueError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    finally:
+        dispose_engines()
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

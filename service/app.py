@@ -1,0 +1,55 @@
+"""The FastAPI application factory: `uvicorn service.app:create_app --factory`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from service.datasets.endpoints import router as datasets_router
+from service.db import dispose_engines
+from service.errors import install_problem_handlers, problem_responses, use_problem_media_type
+from service.health import router as health_router
+from service.observability import HttpMetrics, RequestContextMiddleware, configure_logging
+from service.settings import Settings, get_settings
+from service.tenants.endpoints import router as api_keys_router
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    dispose_engines()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; settings default to the environment's. Engines are built lazily, in the serving process."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Unlearning service",
+        version="0.1.0",
+        summary="Erase training samples from image classifiers, with membership-inference evidence.",
+        lifespan=_lifespan,
+        responses=problem_responses(500),
+    )
+    app.state.settings = settings
+    app.state.metrics = HttpMetrics()
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.include_router(health_router)
+    app.include_router(api_keys_router)
+    app.include_router(datasets_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            app.openapi_schema = use_problem_media_type(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,1 @@
+"""Datasets a tenant's models were trained on: registered from inside the data root, validated by loading."""

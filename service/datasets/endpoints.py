@@ -1,0 +1,40 @@
+"""HTTP routes of datasets: register (write scope), read and list (read scope), within the caller's tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from service.datasets import service
+from service.datasets.schemas import DatasetCreate, DatasetList, DatasetRead
+from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
+from service.errors import problem_responses
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=problem_responses(401, 403))
+
+
+@router.post("", status_code=201, response_model=DatasetRead, responses=problem_responses(409, 422, 503))
+def register_dataset(
+    body: DatasetCreate, principal: WriterTenant, session: SessionDep, settings: SettingsDep, response: Response
+) -> DatasetRead:
+    dataset = service.register_dataset(session, principal=principal, data_root=settings.data_root, body=body)
+    response.headers["Location"] = f"/v1/datasets/{dataset.id}"
+    return DatasetRead.model_validate(dataset)
+
+
+@router.get("/{dataset_id}", response_model=DatasetRead, responses=problem_responses(404, 422))
+def get_dataset(dataset_id: uuid.UUID, principal: ReaderTenant, session: SessionDep) -> DatasetRead:
+    return DatasetRead.model_validate(service.get_dataset(session, principal=principal, dataset_id=dataset_id))
+
+
+@router.get("", response_model=DatasetList, responses=problem_responses(422))
+def list_datasets(
+    principal: ReaderTenant,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
+    offset: Annotated[int, Query(ge=0, description="datasets to skip, oldest first")] = 0,
+) -> DatasetList:
+    page, next_offset = service.list_datasets(session, principal=principal, limit=limit, offset=offset)
+    return DatasetList(items=[DatasetRead.model_validate(d) for d in page], next_offset=next_offset)

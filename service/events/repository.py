@@ -1,0 +1,59 @@
+"""Queries of the event log and its chain head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service.tables import Event, EventChainHead
+
+HEAD_ID = 1
+
+
+def claim_next_seq(*, session: Session) -> tuple[int, str]:
+    """Advance the chain head by one and return (the new event's seq, the previous event's hash).
+
+    The UPDATE takes the head row's lock until commit (PostgreSQL: a row lock, so appenders queue;
+    SQLite: the database write lock), which serialises appenders: the chain cannot fork.
+    """
+    row = session.execute(
+        update(EventChainHead)
+        .where(EventChainHead.id == HEAD_ID)
+        .values(seq=EventChainHead.seq + 1)
+        .returning(EventChainHead.seq, EventChainHead.hash)
+        .execution_options(synchronize_session=False)
+    ).one()
+    return row.seq, row.hash
+
+
+def set_head_hash(*, session: Session, seq: int, hash_: str) -> None:
+    session.execute(
+        update(EventChainHead)
+        .where(EventChainHead.id == HEAD_ID, EventChainHead.seq == seq)
+        .values(hash=hash_)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def insert_event(*, session: Session, event: Event) -> Event:
+    session.add(event)
+    session.flush()
+    return event
+
+
+def get_head(*, session: Session) -> EventChainHead:
+    return session.execute(select(EventChainHead).where(EventChainHead.id == HEAD_ID)).scalar_one()
+
+
+def iter_events(*, session: Session, batch_size: int = 1000) -> Iterator[Event]:
+    """Every event in chain order, fetched in batches so a long log never sits in memory at once."""
+    result = session.execute(select(Event).order_by(Event.seq).execution_options(yield_per=batch_size))
+    for event in result.scalars():
+        yield event
+        session.expunge(event)
+
+
+def count_events(*, session: Session) -> int:
+    return session.execute(select(func.count()).select_from(Event)).scalar_one()

@@ -1,0 +1,139 @@
+"""Appending to the event chain and verifying it.
+
+Each event's hash is sha256(prev_hash + canonical JSON of its content), so altering, removing or
+reordering any row breaks every later link; verification names the first row where it breaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.events import repository
+from service.tables import GENESIS_HASH, Event, utcnow
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} cannot go into an event")
+
+
+def canonical_json(value: Any) -> str:
+    """The one byte-exact JSON text of a value: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(value, default=_encode, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def content_of(event: Event) -> dict[str, Any]:
+    """What the hash covers: every column except the two hashes themselves."""
+    return {
+        "seq": event.seq,
+        "id": str(event.id),
+        "created_at": event.created_at.isoformat(),
+        "tenant_id": str(event.tenant_id) if event.tenant_id is not None else None,
+        "actor": event.actor,
+        "type": event.type,
+        "subject_type": event.subject_type,
+        "subject_id": event.subject_id,
+        "data": event.data,
+    }
+
+
+def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
+
+
+def append(
+    session: Session,
+    *,
+    event_type: str,
+    subject_type: str,
+    subject_id: uuid.UUID | str,
+    actor: str,
+    tenant_id: uuid.UUID | None,
+    data: dict[str, Any],
+) -> Event:
+    """Append one event in the caller's transaction; it becomes visible with the state change it records.
+
+    Holds the chain-head lock until the caller commits, so call it last in a transaction.
+    """
+    # Round-trip through canonical JSON so the stored document is exactly what was hashed
+    # (UUIDs and datetimes as strings, tuples as lists).
+    plain = json.loads(canonical_json(data))
+    session.flush()  # rows the event refers to go first
+    seq, prev_hash = repository.claim_next_seq(session=session)
+    event = Event(
+        id=uuid.uuid4(),
+        seq=seq,
+        created_at=utcnow(),
+        tenant_id=tenant_id,
+        actor=actor,
+        type=event_type,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        data=plain,
+        prev_hash=prev_hash,
+    )
+    event.hash = chain_hash(prev_hash, content_of(event))
+    repository.insert_event(session=session, event=event)
+    repository.set_head_hash(session=session, seq=seq, hash_=event.hash)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    ok: bool
+    count: int  # events checked
+    broken_seq: int | None = None  # first row where the chain breaks
+    broken_id: uuid.UUID | None = None
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"ok: {self.count} events"
+        where = f"event seq {self.broken_seq}" + (f" (id {self.broken_id})" if self.broken_id else "")
+        return f"broken at {where}: {self.reason}"
+
+
+def verify_chain(session: Session) -> ChainVerdict:
+    """Walk the whole chain in order and name the first row whose link or content does not check out."""
+    prev_hash = GENESIS_HASH
+    count = 0
+    for event in repository.iter_events(session=session):
+        expected_seq = count + 1
+
+        def broken(reason: str, event: Event = event) -> ChainVerdict:
+            return ChainVerdict(False, count, event.seq, event.id, reason)
+
+        if event.seq != expected_seq:
+            return broken(f"expected seq {expected_seq}: events before it are missing")
+        if event.prev_hash != prev_hash:
+            return broken("prev_hash does not match the hash of the event before it (a row was removed or rewritten)")
+        if chain_hash(prev_hash, content_of(event)) != event.hash:
+            return broken("content does not match its hash (the row was altered)")
+        prev_hash = event.hash
+        count += 1
+    head = repository.get_head(session=session)
+    if head.seq != count or head.hash != prev_hash:
+        # Rows at the end were removed, or the head was rewritten: the last row is where it shows.
+        return ChainVerdict(
+            False, count, head.seq, None, f"chain head names seq {head.seq} but the log ends at seq {count}"
+            if head.seq != count else "chain head hash differs from the last event's hash"
+        )
+    return ChainVerdict(True, count)

@@ -1,0 +1,39 @@
+"""Operational endpoints: liveness with a database check, and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.db import ping
+from service.deps import SessionDep
+from service.errors import ServiceUnavailable, problem_responses
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+@router.get("/healthz", response_model=Health, responses=problem_responses(503))
+def check_health(session: SessionDep) -> Health:
+    try:
+        ping(session)
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+    return Health(status="ok", database="ok")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+def export_metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,329 @@
+"""The ledger: typed SQLAlchemy mappings of every table (the source of truth; Celery only carries ids).
+
+The schema itself is created and changed only by the Alembic revisions in migrations/.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+GENESIS_HASH = "0" * 64  # prev_hash of the first event
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite would otherwise hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timezone-aware column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Specs and metrics are queried on PostgreSQL (JSONB); the event payload stays plain JSON so its text,
+# and with it the hash chain, is kept exactly as written.
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class RequestStatus(enum.StrEnum):
+    received = "received"
+    queued = "queued"
+    running = "running"
+    auditing = "auditing"
+    completed = "completed"
+    rejected = "rejected"  # bad sample IDs; nothing was queued
+    failed = "failed"
+    cancelled = "cancelled"  # only possible before running
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class JobKind(enum.StrEnum):
+    unlearn = "unlearn"
+    audit = "audit"
+    reference_models = "reference_models"
+
+
+class VersionStatus(enum.StrEnum):
+    pending = "pending"
+    ready = "ready"  # immutable from here on
+    failed = "failed"
+
+
+def _str_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    # Stored as the value in a VARCHAR with a CHECK constraint: adding a state is a plain migration,
+    # never an ALTER TYPE, and SQLite enforces it too.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDoc, list[Any]: JSONDoc}
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(default=utcnow)
+
+
+class Tenant(Base):
+    __tablename__ = "tenant"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_key"
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)  # "ulk_" + 8 chars, shown in listings
+    secret_sha256: Mapped[str] = mapped_column(String(64))  # of the whole key; the key itself is never stored
+    scopes: Mapped[list[Any]]  # of "admin", "write", "read"
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None]
+
+
+class Dataset(Base):
+    __tablename__ = "dataset"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(32))  # one of unlearning.specs.DATASET_FORMATS
+    path: Mapped[str | None] = mapped_column(Text)  # relative to the data root, symlinks resolved; None for digits
+    id_file: Mapped[str | None] = mapped_column(Text)  # relative to the data root; None = positional sample IDs
+    spec: Mapped[dict[str, Any]]  # unlearning.specs.DatasetSpec with the relative paths above
+    retain_access: Mapped[bool] = mapped_column(Boolean)  # may unlearning use the remaining training data
+    num_train: Mapped[int]
+    num_test: Mapped[int]
+    classes: Mapped[list[Any]]
+    input_shape: Mapped[list[Any]]  # [C, H, W]
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Model(Base):
+    __tablename__ = "model"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    arch: Mapped[dict[str, Any]]  # unlearning.specs.ArchSpec
+    method: Mapped[str] = mapped_column(String(32))  # unlearning.specs.METHODS; also inside unlearn_config
+    unlearn_config: Mapped[dict[str, Any]]  # unlearning.specs.UnlearnConfig
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_version"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("status != 'ready' OR (checkpoint_uri IS NOT NULL AND sha256 IS NOT NULL)", name="ready_has_checkpoint"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"), index=True)
+    number: Mapped[int]  # 1 = the registered original
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))
+    status: Mapped[VersionStatus] = mapped_column(_str_enum(VersionStatus, "version_status"))
+    checkpoint_uri: Mapped[str | None] = mapped_column(Text)  # content-addressed location in storage
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # the job that produced it (None for version 1); job.result_version_id points back, hence use_alter
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("job.id", use_alter=True))
+    forgotten_count: Mapped[int] = mapped_column(default=0)  # cumulative over all ancestors
+    metrics: Mapped[dict[str, Any] | None]
+    audit: Mapped[dict[str, Any] | None]  # the audit report of this version
+    created_at: Mapped[datetime] = _created_at()
+    ready_at: Mapped[datetime | None]
+
+
+class DeletionRequest(Base):
+    __tablename__ = "deletion_request"
+    # The model belongs to one tenant, so (model_id, idempotency_key) scopes keys per tenant and model.
+    # NULL keys never collide on either backend.
+    __table_args__ = (
+        UniqueConstraint("model_id", "idempotency_key"),
+        CheckConstraint("sample_count >= 1", name="sample_count_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"), index=True)
+    subject_request_id: Mapped[str | None] = mapped_column(String(200))  # the caller's own reference
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    payload_sha256: Mapped[str] = mapped_column(String(64))  # a replayed key with another payload is a conflict
+    regulation: Mapped[str | None] = mapped_column(String(32))  # e.g. "gdpr", "ccpa"
+    due_at: Mapped[datetime | None]
+    sample_count: Mapped[int]
+    status: Mapped[RequestStatus] = mapped_column(_str_enum(RequestStatus, "request_status"), index=True)
+    error: Mapped[str | None] = mapped_column(Text)  # why it was rejected or failed, naming the IDs
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("job.id"), index=True)  # the job covering it
+    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))  # first version without its samples
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class ForgottenSample(Base):
+    """A training sample of a model claimed by a deletion request.
+
+    The row is written when the request is accepted (version_id NULL while in flight) and gets the
+    version that first excludes it on completion; rows of a request that is cancelled or fails are
+    deleted. The unique (model_id, sample_id) answers "already forgotten or being forgotten".
+    """
+
+    __tablename__ = "forgotten_sample"
+    __table_args__ = (UniqueConstraint("model_id", "sample_id"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"))
+    sample_id: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deletion_request.id"), index=True)
+    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"), index=True)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        # SERVICE.md: one unlearning job at a time per model; one more may wait (new requests coalesce
+        # into it) while one runs.
+        Index(
+            "uq_job_model_id_queued_unlearn",
+            "model_id",
+            unique=True,
+            postgresql_where="kind = 'unlearn' AND status = 'queued'",
+            sqlite_where="kind = 'unlearn' AND status = 'queued'",
+        ),
+        Index(
+            "uq_job_model_id_running_unlearn",
+            "model_id",
+            unique=True,
+            postgresql_where="kind = 'unlearn' AND status = 'running'",
+            sqlite_where="kind = 'unlearn' AND status = 'running'",
+        ),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"), index=True)
+    kind: Mapped[JobKind] = mapped_column(_str_enum(JobKind, "job_kind"))
+    status: Mapped[JobStatus] = mapped_column(_str_enum(JobStatus, "job_status"), index=True)
+    phase: Mapped[str | None] = mapped_column(String(64))  # e.g. "attack", "finetune", "audit"
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # of the current phase, 0..1
+    eta_at: Mapped[datetime | None]
+    config: Mapped[dict[str, Any]]  # everything the worker needs beyond the ids, frozen at enqueue time
+    lease_owner: Mapped[str | None] = mapped_column(String(200))  # worker that claimed it
+    lease_expires_at: Mapped[datetime | None]  # the sweeper requeues the job once this has passed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)  # checked between steps
+    error: Mapped[str | None] = mapped_column(Text)
+    parent_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))
+    result_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))
+    created_at: Mapped[datetime] = _created_at()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Event(Base):
+    """One state change; rows form a hash chain and are never updated or deleted (DB triggers refuse it)."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index(None, "subject_type", "subject_id"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)  # 1, 2, 3, ... in chain order
+    created_at: Mapped[datetime]
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))  # "api_key:<id>" or "cli"
+    type: Mapped[str] = mapped_column(String(64))  # dotted, e.g. "dataset.registered"
+    subject_type: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # unique: two rows naming the same predecessor would be a fork
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256(prev_hash + canonical JSON of the content)
+
+
+class EventChainHead(Base):
+    """The single row (id 1) naming the last event; appenders lock it, which serialises them."""
+
+    __tablename__ = "event_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)  # of the last event; 0 = empty chain
+    hash: Mapped[str] = mapped_column(String(64))  # of the last event; GENESIS_HASH when empty

@@ -1,0 +1,34 @@
+"""HTTP routes of API keys: create, list, revoke (admin scope, the caller's tenant only)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from service.deps import AdminTenant, SessionDep
+from service.errors import problem_responses
+from service.tenants import service
+from service.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(401, 403))
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated, responses=problem_responses(422))
+def create_api_key(body: ApiKeyCreate, principal: AdminTenant, session: SessionDep, response: Response) -> ApiKeyCreated:
+    issued = service.create_key(session, principal=principal, name=body.name, scopes=body.scopes)
+    response.headers["Location"] = f"/v1/api-keys/{issued.api_key.id}"
+    response.headers["Cache-Control"] = "no-store"  # the body holds a secret
+    return ApiKeyCreated(**ApiKeyRead.model_validate(issued.api_key).model_dump(), key=issued.key)
+
+
+@router.get("", response_model=ApiKeyList)
+def list_api_keys(principal: AdminTenant, session: SessionDep) -> ApiKeyList:
+    keys = service.list_keys(session, principal=principal)
+    return ApiKeyList(items=[ApiKeyRead.model_validate(key) for key in keys])
+
+
+@router.delete("/{key_id}", status_code=204, responses=problem_responses(404, 409, 422))
+def revoke_api_key(key_id: uuid.UUID, principal: AdminTenant, session: SessionDep) -> Response:
+    service.revoke_key(session, principal=principal, key_id=key_id)
+    return Response(status_code=204)
