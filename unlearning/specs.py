@@ -1,0 +1,187 @@
+"""Configuration as plain data: every run is described by these dataclasses, saved beside its result.
+
+This module imports nothing heavier than the standard library, so the service can validate and store
+configs without loading PyTorch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DATASET_FORMATS = ("idx", "cifar10", "imagefolder", "npz", "digits")
+ARCHITECTURES = ("resnet18_cifar", "small_cnn", "torchvision")
+SCHEDULES = ("step", "cosine", "constant")
+METHODS = ("retrain", "amun", "amun_salun", "ft", "rl", "ga", "bs", "l1_sparse", "salun")
+
+
+class SpecError(ValueError):
+    """A configuration value is invalid; the message names the field and the allowed values."""
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise SpecError(message)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    format: str  # one of DATASET_FORMATS
+    path: str  # folder (idx, cifar10, imagefolder, npz) holding the train and test parts; ignored for digits
+    id_file: str | None = None  # text file, one training-sample ID per line in training order; None = positional IDs
+    test_fraction: float = 0.25  # digits only: the held-out share, split with split_seed
+    split_seed: int = 0  # digits only
+
+    def __post_init__(self) -> None:
+        _check(self.format in DATASET_FORMATS, f"dataset format {self.format!r} is not one of {DATASET_FORMATS}")
+        _check(0.0 < self.test_fraction < 1.0, f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str  # one of ARCHITECTURES
+    num_classes: int
+    in_channels: int
+    image_size: int  # inputs are square: image_size x image_size
+    width: int = 64  # channels of the first stage (resnet18_cifar: 64 as in the paper; small_cnn: any)
+    torchvision_name: str | None = None  # for name == "torchvision": a torchvision.models builder, e.g. "resnet18"
+
+    def __post_init__(self) -> None:
+        _check(self.name in ARCHITECTURES, f"architecture {self.name!r} is not one of {ARCHITECTURES}")
+        _check(self.num_classes >= 2, f"num_classes must be at least 2, got {self.num_classes}")
+        _check(self.in_channels >= 1, f"in_channels must be at least 1, got {self.in_channels}")
+        _check(self.image_size >= 8, f"image_size must be at least 8, got {self.image_size}")
+        _check(self.width >= 1, f"width must be positive, got {self.width}")
+        _check(
+            (self.name == "torchvision") == (self.torchvision_name is not None),
+            "torchvision_name is required for architecture 'torchvision' and only for it",
+        )
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    crop_padding: int = 4  # random crop of the original size from the image zero-padded by this many pixels; 0 = off
+    hflip: bool = True  # random horizontal flip with probability 1/2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe that makes an original model and its retrained reference."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # one of SCHEDULES
+    step_size: int = 10  # "step": epochs between decays
+    gamma: float = 0.1  # "step": decay factor
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+        _check(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be positive")
+        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The closest-adversarial search of AMUN.md section 2."""
+
+    steps: int = 50  # PGD steps per radius
+    eps_init: float | None = None  # starting L2 radius; None = calibrate on the forget set (the 95% rule)
+    max_doublings: int = 10  # the reference code doubles without end; samples that never flip are reported
+    calibration_samples: int = 100  # forget samples the calibration search runs on
+    calibration_eps: float = 0.01  # the "very small" radius the calibration search starts from
+    calibration_quantile: float = 0.95  # eps_init = this quantile of the radii the calibration samples needed
+    batch_size: int = 1024  # samples attacked together (memory bound, not a result-changing choice)
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    """Stop fine-tuning once the forget set looks like unseen data to a loss-threshold attack."""
+
+    tolerance: float = 0.03  # stop when |AUC(loss on D_F vs held-out) - 0.5| <= tolerance
+    min_epochs: int = 1  # never stop before this many epochs
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """One unlearning run: the method, what data it may touch, and its optimiser."""
+
+    method: str = "amun"  # one of METHODS
+    retain_access: bool = True  # may the remaining data D_R be used
+    retain_multiple: float | None = None  # subsampled mode: each epoch draws this many x |D_F| of D_R; None = all
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    step_size: int = 1  # StepLR: epochs between decays
+    gamma: float = 0.1  # StepLR: decay factor
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    salun_ratio: float = 0.5  # amun_salun, salun: share of weights the saliency mask lets move
+    l1_alpha: float = 5e-4  # l1_sparse: initial L1 weight, decayed linearly to 0
+    bs_bound: float = 0.1  # bs: FGSM L_inf bound
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    stop: StopConfig | None = None  # None = run all epochs
+    recipe: TrainConfig | None = None  # retrain: the original training recipe
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.method in METHODS, f"method {self.method!r} is not one of {METHODS}")
+        _check(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be positive")
+        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        _check(0.0 < self.salun_ratio <= 1.0, f"salun_ratio must lie in (0, 1], got {self.salun_ratio}")
+        _check(
+            self.retain_multiple is None or self.retain_multiple > 0,
+            f"retain_multiple must be positive, got {self.retain_multiple}",
+        )
+        _check(
+            self.retain_multiple is None or self.retain_access,
+            "retain_multiple (subsampled mode) needs retain_access=True",
+        )
+        if self.method in ("retrain", "ft", "l1_sparse"):
+            _check(self.retain_access, f"method {self.method!r} needs the remaining data (retain_access=True)")
+        if self.method == "retrain":
+            _check(self.recipe is not None, "method 'retrain' needs recipe (the original TrainConfig)")
+
+
+# ---- (de)serialisation: configs travel as JSON inside checkpoints, reports and the ledger ----
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(to_dict(obj), sort_keys=True)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a (possibly nested) config dataclass; unknown keys are an error, not silently dropped."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(fields)}")
+    hints = _nested.get(cls, {})
+    kwargs = {}
+    for key, value in data.items():
+        sub = hints.get(key)
+        kwargs[key] = from_dict(sub, value) if sub is not None and value is not None else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # missing required field
+        raise SpecError(f"{cls.__name__}: {exc}") from None
+
+
+_nested: dict[type, dict[str, type]] = {
+    TrainConfig: {"augment": AugmentSpec},
+    UnlearnConfig: {"augment": AugmentSpec, "attack": AttackConfig, "stop": StopConfig, "recipe": TrainConfig},
+}
