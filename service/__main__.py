@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operate the unlearning service. Settings come from UNLEARN_* environment variables "
         "(UNLEARN_DATABASE_URL, UNLEARN_DATA_ROOT, ...).",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
     commands.add_parser("migrate", help="apply every pending schema migration (alembic upgrade head)").set_defaults(
         run=_migrate
     )

@@ -12,7 +12,6 @@ import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,9 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from service.app import create_app
-from service.db import dispose_engines, make_engine, migrate, session_factory
+from service.db import dispose_engines, migrate
 from service.settings import Settings
-from service.tenants.service import create_tenant
+from tests.service.factories import TenantKey, make_tenant
 
 # Starlette's TestClient still runs on httpx and says so on import; it changes nothing these tests rely on.
 warnings.filterwarnings("ignore", message=".*install `httpx2`.*")
@@ -106,22 +105,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-@dataclass(frozen=True)
-class TenantKey:
-    tenant_id: uuid.UUID
-    key: str  # the tenant's first admin key
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-def make_tenant(database_url: str, name: str) -> TenantKey:
-    with session_factory(database_url)() as session, session.begin():
-        tenant, issued = create_tenant(session, name=name)
-    return TenantKey(tenant_id=tenant.id, key=issued.key)
-
-
 @pytest.fixture
 def tenant(database_url: str) -> TenantKey:
     return make_tenant(database_url, "acme")
@@ -130,13 +113,3 @@ def tenant(database_url: str) -> TenantKey:
 @pytest.fixture
 def other_tenant(database_url: str) -> TenantKey:
     return make_tenant(database_url, "globex")
-
-
-def count_rows(database_url: str, table: str) -> int:
-    """Rows committed in a table, seen through a connection of its own (not the app's pool)."""
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    finally:
-        engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import TenantKey, count_rows
+from tests.service.factories import TenantKey, count_rows
 
 PROBLEM = "application/problem+json"
 

@@ -1,0 +1,104 @@
+"""The event chain: it verifies, names the first broken row after tampering, and never forks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from service.db import make_engine, session_factory
+from service.events.service import append, verify_chain
+from tests.service.factories import TenantKey, count_rows, tamper_with_event
+
+
+def _verify(database_url: str):
+    with session_factory(database_url)() as session:
+        return verify_chain(session)
+
+
+def test_fresh_chain_verifies(tenant: TenantKey, database_url: str) -> None:
+    verdict = _verify(database_url)
+    assert verdict.ok
+    assert verdict.count == 2  # tenant.created, api_key.created
+    assert str(verdict) == "ok: 2 events"
+
+
+def test_empty_chain_verifies(database_url: str) -> None:
+    assert str(_verify(database_url)) == "ok: 0 events"
+
+
+def test_altered_event_is_named_as_the_first_broken_row(
+    tenant: TenantKey, other_tenant: TenantKey, database_url: str
+) -> None:
+    tamper_with_event(database_url, seq=2)
+    verdict = _verify(database_url)
+    assert not verdict.ok
+    assert (verdict.broken_seq, verdict.count) == (2, 1)
+    assert "altered" in verdict.reason
+
+
+def test_deleted_event_breaks_the_chain_at_the_next_row(
+    tenant: TenantKey, other_tenant: TenantKey, database_url: str
+) -> None:
+    tamper_with_event(database_url, seq=2, delete=True)
+    verdict = _verify(database_url)
+    assert not verdict.ok
+    assert verdict.broken_seq == 3
+    assert "missing" in verdict.reason
+
+
+def test_deleted_last_event_is_caught_by_the_chain_head(tenant: TenantKey, database_url: str) -> None:
+    tamper_with_event(database_url, seq=2, delete=True)
+    verdict = _verify(database_url)
+    assert not verdict.ok
+    assert verdict.broken_seq == 2
+    assert "head" in verdict.reason
+
+
+@pytest.mark.parametrize("statement", ["UPDATE event SET actor = 'x'", "DELETE FROM event"])
+def test_database_refuses_to_change_events(tenant: TenantKey, database_url: str, statement: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+    assert count_rows(database_url, "event") == 2
+    assert _verify(database_url).ok
+
+
+def test_concurrent_appends_never_fork_the_chain(database_url: str) -> None:
+    threads, per_thread = 4, 8
+    factory = session_factory(database_url)
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            start.wait()
+            for n in range(per_thread):
+                with factory() as session, session.begin():
+                    append(
+                        session,
+                        event_type="test.appended",
+                        subject_type="test",
+                        subject_id=f"{index}-{n}",
+                        actor="test",
+                        tenant_id=None,
+                        data={"writer": index, "n": n},
+                    )
+        except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert errors == []
+    verdict = _verify(database_url)
+    assert verdict.ok, str(verdict)
+    assert verdict.count == threads * per_thread

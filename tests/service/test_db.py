@@ -1,0 +1,88 @@
+"""Engines, sessions and migrations: SQLite pragmas, per-process engines, the schema Alembic builds."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from service import db
+from service.db import alembic_config, make_engine, session_factory
+from service.tables import Base, Tenant
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() == 30_000
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_file_folder_is_created_on_first_use(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'ledger.db'}")
+    engine.dispose()
+    assert (tmp_path / "var").is_dir()
+
+
+def test_migrated_schema_matches_the_table_mappings(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_migrations_downgrade_to_nothing_and_upgrade_again(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT seq FROM event_chain_head")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_timestamps_come_back_timezone_aware_in_utc(database_url: str) -> None:
+    created = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    factory = session_factory(database_url)
+    with factory() as session, session.begin():
+        tenant = Tenant(name="tz", created_at=created)
+        session.add(tenant)
+    with factory() as session:
+        loaded = session.get(Tenant, tenant.id)
+        assert loaded.created_at == created
+        assert loaded.created_at.tzinfo == UTC
+
+
+def test_naive_timestamps_are_refused(database_url: str) -> None:
+    with session_factory(database_url)() as session:
+        session.add(Tenant(name="naive", created_at=datetime(2026, 1, 1)))
+        with pytest.raises(Exception, match="naive datetime"):
+            session.flush()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_builds_its_own_engine(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    parent_factory = session_factory(url)
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit code only, never through pytest
+        ok = not db._factories and session_factory(url) is not parent_factory
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert session_factory(url) is parent_factory
+    db.dispose_engines()

@@ -1,0 +1,111 @@
+"""The operator CLI (`python -m service`): migrate, create-tenant, verify-events, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.__main__ import build_parser, main
+from service.settings import get_settings
+from tests.service.factories import TenantKey, count_rows, tamper_with_event
+
+
+@pytest.fixture
+def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """Point the CLI's settings (read from the environment) at a database URL."""
+
+    def use(url: str) -> None:
+        monkeypatch.setenv("UNLEARN_DATABASE_URL", url)
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
+
+
+def test_migrate_creates_the_schema_of_an_empty_database(
+    use_database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'new.db'}"
+    use_database(url)
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out.startswith("ok: database at revision head")
+    assert count_rows(url, "event_chain_head") == 1
+
+
+def test_create_tenant_prints_its_id_and_a_working_admin_key(
+    use_database, database_url: str, client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_database(database_url)
+    assert main(["create-tenant", "initech"]) == 0
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert set(lines) == {"tenant_id", "admin_key"}
+    response = client.get("/v1/api-keys", headers={"Authorization": f"Bearer {lines['admin_key']}"})
+    assert response.status_code == 200
+
+
+def test_duplicate_tenant_is_a_one_line_error(
+    use_database, tenant: TenantKey, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_database(database_url)
+    assert main(["create-tenant", "acme"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: a tenant named 'acme' already exists\n"
+
+
+def test_unmigrated_database_is_a_one_line_error(
+    use_database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_database(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert main(["create-tenant", "acme"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: database error:") and "migrate" in err
+    assert err.count("\n") == 1
+
+
+def test_verify_events_reports_ok_and_the_count(
+    use_database, tenant: TenantKey, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_database(database_url)
+    assert main(["verify-events"]) == 0
+    assert capsys.readouterr().out == "ok: 2 events\n"
+
+
+def test_verify_events_names_the_first_broken_row_after_tampering(
+    use_database, tenant: TenantKey, other_tenant: TenantKey, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper_with_event(database_url, seq=3)
+    use_database(database_url)
+    assert main(["verify-events"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("broken at event seq 3 (id ")
+    assert "altered" in out
+
+
+def test_every_command_and_argument_has_help() -> None:
+    def actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+        for action in parser._actions:
+            yield action
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert choice.help, f"command {choice.dest} has no help"
+                for sub in action.choices.values():
+                    yield from actions(sub)
+
+    missing = [a.dest for a in actions(build_parser()) if not a.help]
+    assert missing == []
+
+
+def test_runs_as_a_module(tmp_path: Path) -> None:
+    env = {"UNLEARN_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}", "PATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "verify-events"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: database error:")
+    assert result.stderr.count("\n") == 1
