@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from service.db import dispose_engines, migrate, session_factory
@@ -41,8 +42,6 @@ def _verify_events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _safe_url(settings: Settings) -> str:
-    from sqlalchemy import make_url
-
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 

@@ -27,7 +27,9 @@ class FieldProblem(BaseModel):
 
     detail: str = Field(description="what is wrong with this input")
     pointer: str | None = Field(default=None, description="JSON Pointer into the request body, e.g. '#/path'")
-    location: list[str | int] = Field(description="where the input is: 'body', 'query', 'path' or 'header', then its name")
+    location: list[str | int] = Field(
+        description="where the input is: 'body', 'query', 'path' or 'header', then its name"
+    )
     type: str = Field(description="machine-readable kind of error, e.g. 'missing', 'json_invalid'")
 
 

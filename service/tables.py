@@ -188,7 +188,9 @@ class ModelVersion(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "number"),
         CheckConstraint("number >= 1", name="number_positive"),
-        CheckConstraint("status != 'ready' OR (checkpoint_uri IS NOT NULL AND sha256 IS NOT NULL)", name="ready_has_checkpoint"),
+        CheckConstraint(
+            "status != 'ready' OR (checkpoint_uri IS NOT NULL AND sha256 IS NOT NULL)", name="ready_has_checkpoint"
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -230,7 +232,8 @@ class DeletionRequest(Base):
     error: Mapped[str | None] = mapped_column(Text)  # why it was rejected or failed, naming the IDs
     callback_url: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("job.id"), index=True)  # the job covering it
-    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))  # first version without its samples
+    # the first version without its samples
+    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None]

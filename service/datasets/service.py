@@ -128,7 +128,9 @@ def get_dataset(session: Session, *, principal: Principal, dataset_id: uuid.UUID
     return dataset
 
 
-def list_datasets(session: Session, *, principal: Principal, limit: int, offset: int) -> tuple[list[Dataset], int | None]:
+def list_datasets(
+    session: Session, *, principal: Principal, limit: int, offset: int
+) -> tuple[list[Dataset], int | None]:
     """One page of the tenant's datasets, oldest first, and the offset of the next page (None at the end)."""
     page = repository.list_datasets(session=session, tenant_id=principal.tenant_id, limit=limit + 1, offset=offset)
     if len(page) > limit:

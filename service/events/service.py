@@ -1,7 +1,7 @@
-"""Appending to the event chain and verifying it.
+"""Appending to the hash-chained event log, and verifying it.
 
-Each event's hash is sha256(prev_hash + canonical JSON of its content), so altering, removing or
-reordering any row breaks every later link; verification names the first row where it breaks.
+Each hash is sha256(prev_hash + canonical JSON of the row's content): altering, removing or
+reordering a row breaks the chain at that row.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _encode(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """The one byte-exact JSON text of a value: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(value, default=_encode, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, default=_encode, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def content_of(event: Event) -> dict[str, Any]:

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_r
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, responses=problem_responses(422))
-def create_api_key(body: ApiKeyCreate, principal: AdminTenant, session: SessionDep, response: Response) -> ApiKeyCreated:
+def create_api_key(
+    body: ApiKeyCreate, principal: AdminTenant, session: SessionDep, response: Response
+) -> ApiKeyCreated:
     issued = service.create_key(session, principal=principal, name=body.name, scopes=body.scopes)
     response.headers["Location"] = f"/v1/api-keys/{issued.api_key.id}"
     response.headers["Cache-Control"] = "no-store"  # the body holds a secret

@@ -16,7 +16,8 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="what the key is for, e.g. 'deletion workflow'")
     scopes: list[Scope] = Field(
-        min_length=1, description="'read' lists and downloads, 'write' also registers and requests, 'admin' also manages keys"
+        min_length=1,
+        description="'read' lists and downloads, 'write' also registers and requests, 'admin' also manages keys",
     )
 
 

@@ -1,8 +1,7 @@
 """Tenants, API keys and authentication.
 
-A key is `ulk_<8 chars>_<secret>`: the first part is its public prefix (shown in listings, used to find
-the row), the whole key is stored only as its sha256 (the secret has 256 bits of entropy, so a fast
-hash is enough) and compared in constant time.
+A key is `ulk_<8 chars>_<secret>`: the public prefix finds the row; only the key's sha256 is kept
+(a 256-bit secret needs no slow hash) and compared in constant time.
 """
 
 from __future__ import annotations

@@ -28,9 +28,8 @@ def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
 
 
 def test_malformed_json_is_a_422_problem_with_errors(client: TestClient, tenant: TenantKey) -> None:
-    response = client.post(
-        "/v1/datasets", content=b'{"name": "x", "format":', headers={**tenant.headers, "Content-Type": "application/json"}
-    )
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    response = client.post("/v1/datasets", content=b'{"name": "x", "format":', headers=headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     problem = response.json()
