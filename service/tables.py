@@ -330,3 +330,39 @@ class EventChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)  # of the last event; 0 = empty chain
     hash: Mapped[str] = mapped_column(String(64))  # of the last event; GENESIS_HASH when empty
+
+
+class WebhookStatus(enum.StrEnum):
+    pending = "pending"  # waiting for its first or next attempt
+    delivered = "delivered"  # a 2xx answer was received
+    failed = "failed"  # attempts exhausted or the URL was refused at delivery time
+
+
+class WebhookDelivery(Base):
+    """One callback message in the transactional outbox (service.callbacks writes and sends it).
+
+    The row is added in the transaction of the state change it reports, so a rollback drops the message
+    with the change; the sender retries it with backoff. Its id is the Standard Webhooks message id.
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deletion_request.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(String(64))  # dotted, e.g. "deletion_request.completed"
+    # plain JSON, as for event.data: the body that is signed is rebuilt from it on every attempt
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[WebhookStatus] = mapped_column(
+        _str_enum(WebhookStatus, "webhook_status"), default=WebhookStatus.pending
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    delivered_at: Mapped[datetime | None]
