@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the project with its test extras and runs the whole test suite: the one command CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The tests talk to real PostgreSQL and Redis servers on loopback: start them when they are not running.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    mkdir -p /var/lib/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis
+    for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# Architecture contracts (the core imports no web, database or queue code; see pyproject.toml).
+lint-imports
+
+set +e
+python3 -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$rc"

@@ -1,0 +1,1 @@
+"""The unlearning benchmark: `python -m unlearning.bench --profile cpu` (see README)."""

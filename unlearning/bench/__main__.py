@@ -1,0 +1,92 @@
+"""Command line of the benchmark: run a profile and write bench/results/<profile>.{json,md,png}."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from unlearning.bench import report
+from unlearning.bench.profiles import PROFILES, cifar10_profile
+from unlearning.bench.run import Bench
+from unlearning.progress import TerminalBar
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    desc = f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} using {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        desc += f", GPU {torch.cuda.get_device_name(device)}"
+    return desc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m unlearning.bench", description=__doc__)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke",
+                        help="smoke: seconds, for tests; cpu: Fashion-MNIST subset, about an hour on 2 cores; "
+                             "gpu: full Fashion-MNIST with ResNet-18")
+    parser.add_argument("--cifar10", metavar="DIR",
+                        help="with --profile gpu: run on the CIFAR-10 python batches in DIR instead")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for the results")
+    parser.add_argument("--cache", type=Path, default=Path("bench/cache"),
+                        help="folder caching trained originals, retrains and reference models")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="train every model in this run, so every retrain time is measured now")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    args = parser.parse_args(argv)
+
+    profile = PROFILES[args.profile]
+    if args.cifar10:
+        if args.profile != "gpu":
+            parser.error("--cifar10 goes with --profile gpu")
+        profile = cifar10_profile(args.cifar10)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA device is available")
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    bench = Bench(profile, device=str(device), cache_dir=None if args.no_cache else args.cache,
+                  progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log)
+    try:
+        out = bench.run()
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    result = {
+        "profile": profile.name,
+        "profile_notes": profile.notes,
+        "machine": machine(device),
+        "command": "python -m unlearning.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "seeds": list(profile.seeds),
+        "successive_requests": profile.successive_requests,
+        "successive_fraction": profile.successive_fraction,
+        "rows": report.fold(out["rows"]),
+        "successive": report.fold_successive(out["successive"]),
+        "tuning": out["tuning"],
+        "total_seconds": out["total_seconds"],
+        "runs": out["rows"],
+        "successive_runs": out["successive"],
+    }
+    for path in report.write(result, out["panels"], args.out):
+        log(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
