@@ -1,14 +1,20 @@
-"""The operator's command line: `python -m service {migrate,create-tenant,verify-events}`."""
+"""The operator's command line: `python -m service COMMAND`.
+
+Commands: migrate, create-tenant, verify-events, verify-certificate, public-key.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
+from service.audits import certificate as certificates
 from service.db import dispose_engines, migrate, session_factory
 from service.errors import ProblemError
 from service.events.service import verify_chain
@@ -41,6 +47,34 @@ def _verify_events(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if verdict.ok else 1
 
 
+def _verify_certificate(args: argparse.Namespace, settings: Settings) -> int:
+    # the file's own problems are the certificate's: answered "invalid: ..." with exit 1 like a bad signature
+    if args.public_key is not None:
+        public_key = certificates.public_key_from_b64(args.public_key)
+    else:
+        public_key = certificates.signing_key(settings, create=False).public_key()
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        certificates.check(document, public_key)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, certificates.CertificateError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"invalid: {reason}")
+        return 1
+    summary = document["summary"]
+    print(
+        f"valid: model {summary.get('model_id')} version {summary.get('version')}, verdict {summary.get('verdict')}, "
+        f"issued {summary.get('issued_at')}, signed by key {document['key_id']}"
+    )
+    return 0
+
+
+def _public_key(args: argparse.Namespace, settings: Settings) -> int:
+    key = certificates.signing_key(settings, create=False)
+    print(certificates.public_key_b64(key))
+    print(f"key_id: {certificates.key_id(key)} ({certificates.ALGORITHM})", file=sys.stderr)
+    return 0
+
+
 def _safe_url(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
@@ -61,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "verify-events", help="check the event log's hash chain; exit 1 naming the first broken row"
     ).set_defaults(run=_verify_events)
+    verify = commands.add_parser(
+        "verify-certificate", help="check a certificate's Ed25519 signature; exit 1 with the reason when invalid"
+    )
+    verify.add_argument("file", metavar="FILE", help="the certificate JSON (GET .../versions/{n}/certificate)")
+    verify.add_argument(
+        "--public-key",
+        metavar="B64",
+        help="the signer's base64 public key (GET /v1/signing-key); default: this service's own key",
+    )
+    verify.set_defaults(run=_verify_certificate)
+    commands.add_parser(
+        "public-key", help="print the base64 Ed25519 public key that verifies this service's certificates"
+    ).set_defaults(run=_public_key)
     return parser
 
 

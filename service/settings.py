@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # allow callback URLs that resolve to private, loopback or link-local addresses (SSRF guard off)
     allow_private_callbacks: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # where the embedded default (a SQLite database_url) keeps the Ed25519 key it creates on first start
+    # when signing_key is unset; other deployments must set signing_key (see service.audits.certificate)
+    signing_key_file: Path = Path("./var/signing_key")
+    # server-side secret from which each tenant's webhook secret is derived (HMAC(master, tenant id));
+    # None = derived from the signing key instead (see service.callbacks.signing)
+    webhook_master_secret: SecretStr | None = None
+    # deliveries of one callback message before it is marked failed (the first try included)
+    webhook_max_attempts: int = Field(default=6, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod

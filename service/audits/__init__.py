@@ -1,0 +1,1 @@
+"""Audit reports and signed certificates of model versions, and the public signing key."""

@@ -1,0 +1,53 @@
+"""Serving audit evidence: the signed certificate of a report, and the headers the HTML page is sent with."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+
+from service.audits import certificate
+from service.audits.schemas import CertificateRead, SigningKeyRead
+from service.errors import ServiceUnavailable
+from service.settings import Settings
+
+# The page is self-contained (inline CSS, the PNG as a data URI) and runs no script: a policy that forbids
+# everything else keeps a value that slipped past escaping from doing anything, and keeps the page from
+# being framed by another site.
+AUDIT_HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def audit_html_response(page: str | bytes) -> HTMLResponse:
+    """The audit report page (unlearning.audit.report.render_html) as a response with a locked-down CSP."""
+    content = page.decode("utf-8") if isinstance(page, bytes) else page
+    return HTMLResponse(content, headers=AUDIT_HTML_HEADERS)
+
+
+def _key(settings: Settings) -> Any:
+    try:
+        return certificate.signing_key(settings)
+    except certificate.SigningKeyUnavailable as exc:
+        raise ServiceUnavailable(f"certificates are unavailable: {exc}") from exc
+
+
+def signing_key_info(settings: Settings) -> SigningKeyRead:
+    key = _key(settings)
+    return SigningKeyRead(
+        algorithm=certificate.ALGORITHM, public_key=certificate.public_key_b64(key), key_id=certificate.key_id(key)
+    )
+
+
+def certificate_of(report: dict[str, Any], settings: Settings, *, issued_at: datetime | None = None) -> CertificateRead:
+    """The certificate of a version's stored report, signed now (503 when no signing key is usable).
+
+    Signing on demand keeps the key out of the ledger; issued_at says when it was signed, and report_sha256
+    ties it to the report stored with the version.
+    """
+    signed = certificate.sign(certificate.summary_of(report, issued_at=issued_at), _key(settings))
+    return CertificateRead(**signed)
