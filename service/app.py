@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.audits.endpoints import router as audits_router
+from service.callbacks.endpoints import router as callbacks_router
 from service.datasets.endpoints import router as datasets_router
 from service.db import dispose_engines
 from service.errors import install_problem_handlers, problem_responses, use_problem_media_type
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(datasets_router)
     app.include_router(audits_router)
+    app.include_router(callbacks_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -21,6 +21,7 @@ from service.audits import certificate
 from service.audits.service import AUDIT_HTML_HEADERS, audit_html_response, certificate_of
 from service.events.service import canonical_json
 from service.settings import Settings, get_settings
+from tests.service.factories import TenantKey
 
 ISSUED = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SEED = bytes(range(32))
@@ -230,24 +231,29 @@ def test_cli_without_any_key_says_so(cli_env, tmp_path, signed, capsys) -> None:
 # ---- HTTP ----
 
 
-def test_signing_key_endpoint_publishes_the_key_that_verifies_certificates(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_signing_key_endpoint_publishes_the_key_that_verifies_certificates(
+    database_url: str, tenant: TenantKey, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path, database_url=database_url, signing_key=SEED_B64)
     with TestClient(create_app(settings)) as client:
-        response = client.get("/v1/signing-key")  # public: no API key
-    assert response.status_code == 200
+        response = client.get("/v1/signing-key", headers=tenant.headers)
+        anonymous = client.get("/v1/signing-key")
+    assert response.status_code == 200 and anonymous.status_code == 401
     body = response.json()
     issued = certificate_of(_report(), settings).model_dump()
     assert body["algorithm"] == "Ed25519" and body["key_id"] == issued["key_id"]
     assert certificate.verify(issued, certificate.public_key_from_b64(body["public_key"]))
 
 
-def test_signing_key_endpoint_answers_503_when_no_key_is_configured(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, database_url="postgresql+psycopg://db.invalid/unlearning")
+def test_signing_key_endpoint_answers_503_when_the_configured_key_is_unusable(
+    database_url: str, tenant: TenantKey, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path, database_url=database_url, signing_key="bm90IGEga2V5")  # "not a key"
     with TestClient(create_app(settings)) as client:
-        response = client.get("/v1/signing-key")
+        response = client.get("/v1/signing-key", headers=tenant.headers)
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
-    assert "UNLEARN_SIGNING_KEY is not set" in response.json()["detail"]
+    assert "UNLEARN_SIGNING_KEY is unusable" in response.json()["detail"]
 
 
 def test_audit_page_is_served_with_a_policy_that_allows_no_script() -> None:

@@ -1,0 +1,74 @@
+"""Fixtures of the callback tests: settings that sign with a fixed key and allow loopback receivers, and a
+real HTTP receiver on 127.0.0.1 that records what it is sent."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+
+SEED_B64 = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture
+def settings(database_url: str, data_root: Path, tmp_path: Path) -> Settings:
+    # the receiver listens on loopback, which the SSRF guard refuses unless told otherwise
+    return Settings(
+        database_url=database_url,
+        data_root=data_root,
+        storage_url=str(tmp_path / "checkpoints"),
+        signing_key=SEED_B64,
+        signing_key_file=tmp_path / "unused-key",
+        allow_private_callbacks=True,
+        webhook_max_attempts=3,
+    )
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    url: str
+    port: int
+    status: int = 204  # what it answers
+    received: list[Received] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(url="", port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            state.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(state.status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.port = server.server_address[1]
+    state.url = f"http://127.0.0.1:{state.port}/hooks/unlearning"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
