@@ -138,9 +138,7 @@ def signing_key(settings: Settings, *, create: bool = True) -> Ed25519PrivateKey
                 key = private_key_from_b64(configured)
             except ValueError as exc:
                 raise SigningKeyUnavailable(f"UNLEARN_SIGNING_KEY is unusable: {exc}") from exc
-        elif Path(settings.signing_key_file).exists():
-            key = ensure_key_file(settings.signing_key_file)
-        elif create and _is_embedded(settings):
+        elif Path(settings.signing_key_file).exists() or (create and _is_embedded(settings)):
             key = ensure_key_file(settings.signing_key_file)
         elif create:
             raise SigningKeyUnavailable(
@@ -243,9 +241,7 @@ def check(certificate: Any, public_key: Ed25519PublicKey) -> None:
     try:
         public_key.verify(signature, _signed_bytes(certificate["summary"]))
     except InvalidSignature:
-        raise CertificateError(
-            "the signature does not match the summary (altered, or signed by another key)"
-        ) from None
+        raise CertificateError("the signature does not match the summary (altered, or signed by another key)") from None
     except (TypeError, ValueError) as exc:
         raise CertificateError(f"the summary cannot be canonicalised: {exc}") from exc
 

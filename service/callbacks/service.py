@@ -223,7 +223,11 @@ def _pinned(checked: CheckedUrl, request_headers: dict[str, str]) -> tuple[httpx
 
 
 def _record(
-    session_factory: sessionmaker[Session], delivery_id: uuid.UUID, outcome: _Outcome, *, now: datetime,
+    session_factory: sessionmaker[Session],
+    delivery_id: uuid.UUID,
+    outcome: _Outcome,
+    *,
+    now: datetime,
     settings: Settings,
 ) -> None:
     with session_factory() as session, session.begin():
@@ -239,7 +243,10 @@ def _record(
             row.status = WebhookStatus.failed
             log.warning(
                 "callback %s for request %s failed after %d attempt(s): %s",
-                row.id, row.request_id, row.attempts, row.last_error,
+                row.id,
+                row.request_id,
+                row.attempts,
+                row.last_error,
             )
         else:
             row.next_attempt_at = now + backoff_after(row.attempts)

@@ -291,7 +291,7 @@ def _confidence_stats(values: np.ndarray) -> dict[str, Any]:
     p05, p25, median, p75, p95 = np.quantile(arr, [0.05, 0.25, 0.5, 0.75, 0.95])
     counts, _ = np.histogram(arr, bins=_bin_edges())
     return {
-        "n": int(len(arr)),
+        "n": len(arr),
         "mean": float(arr.mean()),
         "std": float(arr.std()),
         "min": float(arr.min()),
@@ -449,8 +449,9 @@ def render_html(report: dict[str, Any], png: bytes) -> str:
     verdict = report["verdict"]
     css_class = "pass" if verdict == "pass" else "fail"
     context = report["context"]
-    title_bits = [f"{label} {context[key]}" for key, label in (("model_id", "model"), ("version", "version"))
-                  if key in context]
+    title_bits = [
+        f"{label} {context[key]}" for key, label in (("model_id", "model"), ("version", "version")) if key in context
+    ]
     title = "Unlearning audit report" + (f" — {', '.join(title_bits)}" if title_bits else "")
 
     checks_rows = "".join(

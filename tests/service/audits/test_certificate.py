@@ -119,9 +119,7 @@ def test_summary_names_version_requests_checkpoints_verdict_and_the_reports_hash
     report = _report(verdict="fail")
     summary = certificate.summary_of(report, issued_at=ISSUED)
     assert summary["verdict"] == "fail" and summary["failed_checks"] == ["loss_auc.current"]
-    assert (summary["model_id"], summary["version"], summary["parent_version"]) == (
-        report["context"]["model_id"], 3, 2
-    )
+    assert (summary["model_id"], summary["version"], summary["parent_version"]) == (report["context"]["model_id"], 3, 2)
     assert summary["request_ids"] == ["req-2"]
     assert (summary["parent_sha256"], summary["sha256"]) == ("a" * 64, "b" * 64)
     assert summary["metrics"]["loss_auc"] == 51.2 and summary["metrics"]["earlier_loss_auc"] == {"req-1": 49.0}
@@ -261,4 +259,3 @@ def test_audit_page_is_served_with_a_policy_that_allows_no_script() -> None:
     assert response.headers["content-security-policy"] == AUDIT_HTML_HEADERS["Content-Security-Policy"]
     assert response.headers["content-security-policy"].startswith("default-src 'none';")  # scripts included
     assert response.media_type == "text/html"
-

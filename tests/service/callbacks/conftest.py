@@ -51,7 +51,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver(url="", port=0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:  # http.server's naming
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             state.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(state.status)

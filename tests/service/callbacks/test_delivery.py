@@ -32,21 +32,38 @@ def _request(database_url: str, tenant: TenantKey, callback_url: str | None) -> 
     """A completed deletion request of a model of the tenant, committed."""
     with session_factory(database_url)() as session, session.begin():
         dataset = Dataset(
-            tenant_id=tenant.tenant_id, name=f"d-{uuid.uuid4().hex[:6]}", format="digits", path=None,
-            id_file=None, spec={}, retain_access=True, num_train=10, num_test=5, classes=["0", "1"],
+            tenant_id=tenant.tenant_id,
+            name=f"d-{uuid.uuid4().hex[:6]}",
+            format="digits",
+            path=None,
+            id_file=None,
+            spec={},
+            retain_access=True,
+            num_train=10,
+            num_test=5,
+            classes=["0", "1"],
             input_shape=[1, 8, 8],
         )
         session.add(dataset)
         session.flush()
         model = Model(
-            tenant_id=tenant.tenant_id, dataset_id=dataset.id, name=f"m-{uuid.uuid4().hex[:6]}", arch={},
-            method="amun", unlearn_config={},
+            tenant_id=tenant.tenant_id,
+            dataset_id=dataset.id,
+            name=f"m-{uuid.uuid4().hex[:6]}",
+            arch={},
+            method="amun",
+            unlearn_config={},
         )
         session.add(model)
         session.flush()
         request = DeletionRequest(
-            tenant_id=tenant.tenant_id, model_id=model.id, subject_request_id="crm-42", payload_sha256="0" * 64,
-            sample_count=2, status=RequestStatus.completed, callback_url=callback_url,
+            tenant_id=tenant.tenant_id,
+            model_id=model.id,
+            subject_request_id="crm-42",
+            payload_sha256="0" * 64,
+            sample_count=2,
+            status=RequestStatus.completed,
+            callback_url=callback_url,
         )
         session.add(request)
         session.flush()
@@ -93,7 +110,9 @@ def test_receiver_gets_a_signed_post_verifiable_with_the_tenants_secret(
     payload = json.loads(got.body)
     assert payload["type"] == "deletion_request.completed"
     assert payload["data"] == {
-        "request_id": str(request_id), "subject_request_id": "crm-42", "model_id": payload["data"]["model_id"],
+        "request_id": str(request_id),
+        "subject_request_id": "crm-42",
+        "model_id": payload["data"]["model_id"],
         "version": 2,
     }
     [row] = _deliveries(database_url, request_id)
@@ -166,7 +185,9 @@ def test_a_url_that_now_resolves_to_a_private_address_is_refused_at_delivery(
     database_url, tenant, receiver, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))]
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))],
     )
     request_id = _request(database_url, tenant, "https://hooks.example.com/hook")
     _enqueue(database_url, request_id)

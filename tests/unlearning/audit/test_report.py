@@ -71,17 +71,17 @@ CONTEXT = {"method": "amun", "model_id": "m-1", "version": 3, "request_ids": ["r
 
 
 def _report(model=FORGOT, *, earlier=None, **kwargs) -> dict:
-    args = dict(
-        model=model,
-        parent=PARENT,
-        original=ORIGINAL,
-        current=_set(CURRENT),
-        earlier=[("req-A", _set(EARLIER))] if earlier is None else earlier,
-        retain_sample=_set(REMAINING),
-        test=_set(TEST),
-        rmia=None,
-        context=CONTEXT,
-    )
+    args = {
+        "model": model,
+        "parent": PARENT,
+        "original": ORIGINAL,
+        "current": _set(CURRENT),
+        "earlier": [("req-A", _set(EARLIER))] if earlier is None else earlier,
+        "retain_sample": _set(REMAINING),
+        "test": _set(TEST),
+        "rmia": None,
+        "context": CONTEXT,
+    }
     args.update(kwargs)
     return build_report(**args)
 
@@ -94,8 +94,17 @@ def passing() -> dict:
 def test_report_has_every_section_and_is_plain_json(passing):
     assert passing["schema"] == REPORT_SCHEMA
     assert set(passing) == {
-        "schema", "context", "data", "rmia", "models", "confidence_bins", "gap_to_retrained",
-        "thresholds", "checks", "failed_checks", "verdict",
+        "schema",
+        "context",
+        "data",
+        "rmia",
+        "models",
+        "confidence_bins",
+        "gap_to_retrained",
+        "thresholds",
+        "checks",
+        "failed_checks",
+        "verdict",
     }
     assert set(passing["models"]) == {"version", "parent", "original", "retrained"}
     for entry in passing["models"].values():
@@ -168,8 +177,13 @@ def test_rmia_is_reported_with_its_reference_models_and_checked_for_every_set():
     refs = [_model(20 + i, current="unseen", earlier="unseen") for i in range(2)]
     audit = RmiaAudit(refs, np.zeros((2, len(train)), bool), train, test_full, population)
     report = _report(rmia=audit, test=test_full.subset(np.arange(200)))
-    assert report["rmia"] == {"measured": True, "reference_models": 2, "mode": "offline", "gamma": 2.0,
-                              "seeds": [0, 1, 2]}
+    assert report["rmia"] == {
+        "measured": True,
+        "reference_models": 2,
+        "mode": "offline",
+        "gamma": 2.0,
+        "seeds": [0, 1, 2],
+    }
     current = report["models"]["version"]["current"]
     assert 0 <= current["rmia_ft_auc"] <= 100 and current["rmia_ft_auc_std"] >= 0
     assert "rmia_ft_auc" in report["models"]["version"]["earlier"][0]
@@ -194,8 +208,15 @@ def test_report_of_a_small_cnn_on_real_images(digits, tiny_arch):
     cnn = build_model(tiny_arch)  # untrained: this checks the plumbing on real tensors, not the numbers
     forget = digits.train.subset(np.arange(20))
     report = build_report(
-        model=cnn, parent=cnn, original=cnn, current=forget, earlier=[],
-        retain_sample=digits.train.subset(np.arange(20, 120)), test=digits.test, rmia=None, context={},
+        model=cnn,
+        parent=cnn,
+        original=cnn,
+        current=forget,
+        earlier=[],
+        retain_sample=digits.train.subset(np.arange(20, 120)),
+        test=digits.test,
+        rmia=None,
+        context={},
     )
     assert report["models"]["version"] == report["models"]["original"]
     assert report["checks"][-1]["value"] == 0.0  # the same model: no accuracy lost
@@ -203,8 +224,13 @@ def test_report_of_a_small_cnn_on_real_images(digits, tiny_arch):
 
 def test_histograms_png_has_one_panel_per_model():
     png = histograms_png(
-        model=FORGOT, parent=PARENT, original=ORIGINAL, current=_set(CURRENT), retain_sample=_set(REMAINING),
-        test=_set(TEST), earlier=[("req-A", _set(EARLIER))],
+        model=FORGOT,
+        parent=PARENT,
+        original=ORIGINAL,
+        current=_set(CURRENT),
+        retain_sample=_set(REMAINING),
+        test=_set(TEST),
+        earlier=[("req-A", _set(EARLIER))],
     )
     assert png.startswith(PNG_MAGIC)
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
