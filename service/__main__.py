@@ -1,15 +1,18 @@
 """The operator's command line: `python -m service COMMAND`.
 
-Commands: migrate, create-tenant, verify-events, verify-certificate, public-key.
+Commands: run, migrate, create-tenant, verify-events, verify-certificate, public-key.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
@@ -26,6 +29,55 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings.database_url)
     print(f"ok: database at revision head ({_safe_url(settings)})")
     return 0
+
+
+EXECUTOR_STOP_TIMEOUT_S = 30.0  # a job stops at its next progress step; then the executor is killed
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate, start the local executor (unless a Celery broker is configured) and serve the API until
+    SIGINT/SIGTERM; the executor is stopped on the way out."""
+    import uvicorn
+
+    migrate(settings.database_url)
+    dispose_engines()  # the executor and the server build their own connections
+    executor = None
+    if settings.broker_url is None and not args.no_executor:
+        # A module name, not an import: the service never imports the worker package.
+        executor = subprocess.Popen([sys.executable, "-m", "worker.executor"])
+        print(f"executor started (pid {executor.pid})", file=sys.stderr)
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down gracefully on SIGTERM, restores this handler and re-raises the signal: it then
+    # unwinds through the finally below instead of killing the process on the spot.
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level.lower(),
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if executor is not None:
+            _stop_executor(executor)
+    return 0
+
+
+def _stop_executor(executor: subprocess.Popen[bytes]) -> None:
+    if executor.poll() is None:
+        executor.send_signal(signal.SIGTERM)
+    try:
+        executor.wait(timeout=EXECUTOR_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        executor.kill()
+        executor.wait()
+    print(f"executor stopped (exit {executor.returncode})", file=sys.stderr)
 
 
 def _create_tenant(args: argparse.Namespace, settings: Settings) -> int:
@@ -86,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(UNLEARN_DATABASE_URL, UNLEARN_DATA_ROOT, ...).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    serve = commands.add_parser(
+        "run", help="migrate, then serve the API with an embedded local executor running the jobs"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--no-executor", action="store_true", help="serve the API only; workers elsewhere run the jobs"
+    )
+    serve.set_defaults(run=_run)
     commands.add_parser("migrate", help="apply every pending schema migration (alembic upgrade head)").set_defaults(
         run=_migrate
     )

@@ -15,9 +15,13 @@ from service.datasets.endpoints import router as datasets_router
 from service.db import dispose_engines
 from service.errors import install_problem_handlers, problem_responses, use_problem_media_type
 from service.health import router as health_router
+from service.jobs.endpoints import router as jobs_router
+from service.models.endpoints import router as models_router
 from service.observability import HttpMetrics, RequestContextMiddleware, configure_logging
+from service.requests.endpoints import router as requests_router
 from service.settings import Settings, get_settings
 from service.tenants.endpoints import router as api_keys_router
+from service.versions.endpoints import router as versions_router
 
 
 @asynccontextmanager
@@ -44,6 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(api_keys_router)
     app.include_router(datasets_router)
+    app.include_router(models_router)
+    app.include_router(versions_router)
+    app.include_router(requests_router)
+    app.include_router(jobs_router)
     app.include_router(audits_router)
     app.include_router(callbacks_router)
 

@@ -206,6 +206,12 @@ class ModelVersion(Base):
     forgotten_count: Mapped[int] = mapped_column(default=0)  # cumulative over all ancestors
     metrics: Mapped[dict[str, Any] | None]
     audit: Mapped[dict[str, Any] | None]  # the audit report of this version
+    # the audit report as a self-contained HTML page (with its histograms), content-addressed in storage
+    audit_html_uri: Mapped[str | None] = mapped_column(Text)
+    audit_html_sha256: Mapped[str | None] = mapped_column(String(64))
+    # the UnlearnConfig as run (a calibrated eps_init filled in; later jobs reuse it); None for version 1
+    config: Mapped[dict[str, Any] | None]
+    code_version: Mapped[str | None] = mapped_column(String(200))  # "<package version>+git.<commit>"
     created_at: Mapped[datetime] = _created_at()
     ready_at: Mapped[datetime | None]
 
@@ -227,7 +233,9 @@ class DeletionRequest(Base):
     payload_sha256: Mapped[str] = mapped_column(String(64))  # a replayed key with another payload is a conflict
     regulation: Mapped[str | None] = mapped_column(String(32))  # e.g. "gdpr", "ccpa"
     due_at: Mapped[datetime | None]
-    sample_count: Mapped[int]
+    sample_count: Mapped[int]  # distinct IDs submitted
+    # of those, IDs an earlier request had already forgotten or claimed; they are not forgotten again
+    already_forgotten_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[RequestStatus] = mapped_column(_str_enum(RequestStatus, "request_status"), index=True)
     error: Mapped[str | None] = mapped_column(Text)  # why it was rejected or failed, naming the IDs
     callback_url: Mapped[str | None] = mapped_column(Text)
@@ -237,6 +245,8 @@ class DeletionRequest(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None]
+    # the body of the first answer, replayed verbatim when the Idempotency-Key is sent again
+    accepted_response: Mapped[dict[str, Any] | None]
 
 
 class ForgottenSample(Base):
@@ -366,3 +376,27 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     delivered_at: Mapped[datetime | None]
+
+
+class ReferenceSet(Base):
+    """k RMIA reference models of a model, trained on complementary random halves of its training split.
+
+    Model i was trained on the samples where row i of the membership matrix is True; rows 2j and 2j+1
+    are complements, so every training sample is OUT of exactly k/2 models. The audit uses the newest set.
+    """
+
+    __tablename__ = "reference_set"
+    __table_args__ = (CheckConstraint("k >= 2 AND k % 2 = 0", name="k_even"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"), index=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id"))
+    k: Mapped[int]
+    num_train: Mapped[int]  # length of the training split the membership matrix indexes
+    recipe: Mapped[dict[str, Any]]  # unlearning.specs.TrainConfig of every reference model (seed 100 + i)
+    # .npy of the k x num_train bool membership matrix, content-addressed in storage
+    membership_uri: Mapped[str] = mapped_column(Text)
+    membership_sha256: Mapped[str] = mapped_column(String(64))
+    checkpoints: Mapped[list[Any]]  # [{uri, sha256, size_bytes}] in model order
+    created_at: Mapped[datetime] = _created_at()

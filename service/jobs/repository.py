@@ -1,0 +1,194 @@
+"""Queries of jobs: coalescing, the atomic lease claim, heartbeats and progress.
+
+Every state change a worker makes is a conditional UPDATE on (id, lease owner, status), so a worker that
+lost its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from service.tables import DeletionRequest, Job, JobKind, JobStatus
+
+
+def insert_job(*, session: Session, **columns: Any) -> Job:
+    job = Job(id=uuid.uuid4(), **columns)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(*, session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+    return session.execute(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)).scalar_one_or_none()
+
+
+def get_job_any_tenant(*, session: Session, job_id: uuid.UUID) -> Job | None:
+    """For workers, which act for every tenant."""
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def touch_queued_unlearn_job(*, session: Session, model_id: uuid.UUID) -> uuid.UUID | None:
+    """The model's waiting unlearning job, row-locked so that no worker claims it before this transaction ends.
+
+    A no-op UPDATE rather than SELECT FOR UPDATE: on PostgreSQL a concurrent claim then either waits for
+    this transaction (and sees the requests it adds) or has already claimed the job (and this finds none).
+    """
+    return session.execute(
+        update(Job)
+        .where(Job.model_id == model_id, Job.kind == JobKind.unlearn, Job.status == JobStatus.queued)
+        .values(status=Job.status)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+
+
+def active_jobs(*, session: Session, model_id: uuid.UUID, kind: JobKind) -> list[Job]:
+    return list(
+        session.execute(
+            select(Job).where(
+                Job.model_id == model_id, Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running])
+            )
+        ).scalars()
+    )
+
+
+def _claimable(now: datetime, max_attempts: int) -> Any:
+    """Queued jobs (an unlearning job only once its model's running one has finished), and running jobs
+    whose lease has expired (their worker died) while attempts remain."""
+    other = aliased(Job)
+    model_busy = exists().where(
+        other.model_id == Job.model_id,
+        other.kind == JobKind.unlearn,
+        other.status == JobStatus.running,
+        other.id != Job.id,
+    )
+    return or_(
+        and_(Job.status == JobStatus.queued, or_(Job.kind != JobKind.unlearn, ~model_busy)),
+        and_(Job.status == JobStatus.running, Job.lease_expires_at < now, Job.attempts < max_attempts),
+    )
+
+
+def claim(
+    *, session: Session, job_id: uuid.UUID, owner: str, now: datetime, lease_until: datetime, max_attempts: int
+) -> bool:
+    """Take the job's lease in one conditional UPDATE; False if another worker holds it or it is not claimable.
+
+    On PostgreSQL a concurrent claim of the same row waits for this one and then re-checks the condition
+    against the committed row, so exactly one claim succeeds; SQLite runs one writer at a time.
+    """
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, _claimable(now, max_attempts))
+        .values(
+            status=JobStatus.running,
+            lease_owner=owner,
+            lease_expires_at=lease_until,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            error=None,
+        )
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return claimed is not None
+
+
+def next_claimable_job_id(*, session: Session, now: datetime, max_attempts: int) -> uuid.UUID | None:
+    """The oldest job a worker could claim now; claim() decides, so a race here only costs a retry."""
+    return session.execute(
+        select(Job.id).where(_claimable(now, max_attempts)).order_by(Job.created_at, Job.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def abandoned_jobs(*, session: Session, now: datetime, max_attempts: int) -> list[Job]:
+    """Running jobs whose lease expired after their last allowed attempt: nobody will ever finish them."""
+    return list(
+        session.execute(
+            select(Job).where(
+                Job.status == JobStatus.running, Job.lease_expires_at < now, Job.attempts >= max_attempts
+            )
+        ).scalars()
+    )
+
+
+def extend_lease(*, session: Session, job_id: uuid.UUID, owner: str, until: datetime) -> bool:
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.running)
+        .values(lease_expires_at=until)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return row is not None
+
+
+def report_progress(
+    *,
+    session: Session,
+    job_id: uuid.UUID,
+    owner: str,
+    phase: str,
+    progress: float,
+    eta_at: datetime | None,
+) -> bool | None:
+    """Store phase and progress; returns the cancel flag, or None if the lease is no longer this worker's."""
+    return session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.running)
+        .values(phase=phase, progress=progress, eta_at=eta_at)
+        .returning(Job.cancel_requested)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+
+
+def release_lease(*, session: Session, job_id: uuid.UUID, owner: str, now: datetime) -> None:
+    """Let another worker re-claim the job at once; the interrupted attempt is not counted against it."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.running)
+        .values(lease_expires_at=now, attempts=Job.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def lock_own_job(*, session: Session, job_id: uuid.UUID, owner: str) -> Job | None:
+    """The job if this worker still holds its lease, locked until commit (the recording transaction).
+
+    A no-op UPDATE as the transaction's first statement: it takes the row lock on PostgreSQL and the
+    write lock on SQLite, so the lease cannot change hands between this check and the writes after it.
+    """
+    held = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.running)
+        .values(lease_owner=Job.lease_owner)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if held is None:
+        return None
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def requests_of_job(*, session: Session, job_id: uuid.UUID) -> list[DeletionRequest]:
+    return list(
+        session.execute(
+            select(DeletionRequest)
+            .where(DeletionRequest.job_id == job_id)
+            .order_by(DeletionRequest.created_at, DeletionRequest.id)
+        ).scalars()
+    )
+
+
+def request_ids_of_job(*, session: Session, job_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(
+        session.execute(
+            select(DeletionRequest.id)
+            .where(DeletionRequest.job_id == job_id)
+            .order_by(DeletionRequest.created_at, DeletionRequest.id)
+        ).scalars()
+    )

@@ -1,0 +1,435 @@
+"""The job state machine, shared by the API (enqueue, read, cancel) and the workers (claim, progress,
+record): queued -> running -> succeeded | failed | cancelled. Nothing here commits.
+
+A worker claims a job by taking its lease in the database, renews it while computing, and records the
+result in one transaction only while the lease is still its own; a job whose worker died is claimed
+again once its lease has expired, up to MAX_ATTEMPTS claims.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.errors import Conflict, NotFound
+from service.events import service as events
+from service.jobs import repository
+from service.jobs.schemas import JobRead
+from service.models import repository as models_repo
+from service.requests import repository as requests_repo
+from service.requests import states
+from service.storage import StoredObject
+from service.tables import (
+    Job,
+    JobKind,
+    JobStatus,
+    Model,
+    ModelVersion,
+    ReferenceSet,
+    RequestStatus,
+    VersionStatus,
+    utcnow,
+)
+from service.tenants.service import Principal
+from service.versions import repository as versions_repo
+
+LEASE_SECONDS = 60.0  # a worker renews its lease every third of this; a dead worker's job waits this long
+MAX_ATTEMPTS = 3  # claims of one job before the sweeper gives up on it
+SWEEPER_ACTOR = "sweeper"
+_TERMINAL = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+def worker_actor(owner: str) -> str:
+    return f"worker:{owner}"
+
+
+def _job_event(session: Session, job: Job, event_type: str, *, actor: str, data: dict[str, Any]) -> None:
+    events.append(
+        session,
+        event_type=f"job.{event_type}",
+        subject_type="job",
+        subject_id=job.id,
+        actor=actor,
+        tenant_id=job.tenant_id,
+        data={"model_id": job.model_id, "kind": JobKind(job.kind).value, **data},
+    )
+
+
+# ---- enqueue (API) ----
+
+
+def enqueue_unlearn(session: Session, *, model: Model, actor: str) -> Job:
+    """The model's waiting unlearning job, or a new one: requests arriving while a job waits join it.
+
+    A job that is already running is never joined; the new one waits for it and will start from the
+    version it produces. The caller holds the model's lock, so two requests cannot both create a job.
+    """
+    waiting = repository.touch_queued_unlearn_job(session=session, model_id=model.id)
+    if waiting is not None:
+        job = repository.get_job_any_tenant(session=session, job_id=waiting)
+        assert job is not None  # locked by the touch above
+        return job
+    job = repository.insert_job(
+        session=session,
+        tenant_id=model.tenant_id,
+        model_id=model.id,
+        kind=JobKind.unlearn,
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        cancel_requested=False,
+        # frozen now: the worker needs nothing beyond the ids and this
+        config={"unlearn_config": model.unlearn_config},
+    )
+    _job_event(session, job, "queued", actor=actor, data={})
+    return job
+
+
+def enqueue_reference_models(
+    session: Session, *, model: Model, k: int, recipe: dict[str, Any], actor: str
+) -> Job:
+    busy = repository.active_jobs(session=session, model_id=model.id, kind=JobKind.reference_models)
+    if busy:
+        raise Conflict(f"reference models of model {model.id} are already being trained by job {busy[0].id}")
+    job = repository.insert_job(
+        session=session,
+        tenant_id=model.tenant_id,
+        model_id=model.id,
+        kind=JobKind.reference_models,
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        cancel_requested=False,
+        config={"k": k, "recipe": recipe},
+    )
+    _job_event(session, job, "queued", actor=actor, data={"k": k, "recipe": recipe})
+    return job
+
+
+# ---- read and cancel (API) ----
+
+
+def get_job(session: Session, *, principal: Principal, job_id: uuid.UUID) -> Job:
+    job = repository.get_job(session=session, tenant_id=principal.tenant_id, job_id=job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")  # also for another tenant's
+    return job
+
+
+def read_job(session: Session, job: Job, *, now: datetime | None = None) -> JobRead:
+    now = now or utcnow()
+    numbers = versions_repo.numbers_of(session=session, version_ids=[job.parent_version_id, job.result_version_id])
+    eta_seconds = None
+    if job.eta_at is not None and job.status == JobStatus.running:
+        eta_seconds = max(0.0, (job.eta_at - now).total_seconds())
+    return JobRead(
+        id=job.id,
+        model_id=job.model_id,
+        kind=JobKind(job.kind),
+        status=JobStatus(job.status),
+        phase=job.phase,
+        percent=round(100.0 * job.progress, 1),
+        eta=job.eta_at if job.status == JobStatus.running else None,
+        eta_seconds=eta_seconds,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        error=job.error,
+        parent_version=numbers.get(job.parent_version_id) if job.parent_version_id else None,
+        result_version=numbers.get(job.result_version_id) if job.result_version_id else None,
+        request_ids=repository.request_ids_of_job(session=session, job_id=job.id),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def cancel_job(session: Session, *, principal: Principal, job_id: uuid.UUID) -> Job:
+    """A waiting job is cancelled at once, with its requests; a running one is asked to stop at its next step.
+
+    Requests of a job cancelled while running end as failed (they were started), and their samples may be
+    requested again.
+    """
+    job = get_job(session, principal=principal, job_id=job_id)
+    waiting = repository.touch_queued_unlearn_job(session=session, model_id=job.model_id)  # locks it if queued
+    if job.kind == JobKind.unlearn and waiting == job.id:
+        _cancel_queued(session, job, actor=principal.actor, reason="the job was cancelled before it started")
+        return job
+    session.refresh(job)
+    if job.status == JobStatus.queued:  # reference models: no coalescing, so no lock dance needed
+        job.status = JobStatus.cancelled
+        job.finished_at = utcnow()
+        _job_event(session, job, "cancelled", actor=principal.actor, data={"while": "queued"})
+        return job
+    if job.status in _TERMINAL:
+        raise Conflict(f"job {job.id} has already {JobStatus(job.status).value}")
+    if not job.cancel_requested:
+        job.cancel_requested = True
+        _job_event(session, job, "cancel_requested", actor=principal.actor, data={})
+    return job
+
+
+def _cancel_queued(session: Session, job: Job, *, actor: str, reason: str) -> None:
+    for request in repository.requests_of_job(session=session, job_id=job.id):
+        if RequestStatus(request.status) in states.CANCELLABLE:
+            states.withdraw(session, request, RequestStatus.cancelled, actor=actor, error=reason)
+    job.status = JobStatus.cancelled
+    job.finished_at = utcnow()
+    _job_event(session, job, "cancelled", actor=actor, data={"while": "queued"})
+
+
+def cancel_if_empty(session: Session, *, job_id: uuid.UUID, actor: str) -> None:
+    """Cancel a waiting job none of whose requests is still live (the caller has locked it)."""
+    job = repository.get_job_any_tenant(session=session, job_id=job_id)
+    if job is None or job.status != JobStatus.queued:
+        return
+    requests = repository.requests_of_job(session=session, job_id=job_id)
+    if all(r.status == RequestStatus.cancelled for r in requests):
+        _cancel_queued(session, job, actor=actor, reason="every request of the job was cancelled")
+
+
+# ---- workers: claim, heartbeat, progress ----
+
+
+def claim(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    owner: str,
+    lease_seconds: float = LEASE_SECONDS,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Job | None:
+    """Take the job's lease, or None if it is not claimable (another worker holds it, or it is finished).
+
+    On the first claim the job's parent becomes the model's latest ready version and its requests start
+    running; a later claim (the previous worker died) starts the same work over.
+    """
+    now = utcnow()
+    if not repository.claim(
+        session=session,
+        job_id=job_id,
+        owner=owner,
+        now=now,
+        lease_until=now + timedelta(seconds=lease_seconds),
+        max_attempts=max_attempts,
+    ):
+        return None
+    job = repository.get_job_any_tenant(session=session, job_id=job_id)
+    assert job is not None
+    actor = worker_actor(owner)
+    if job.parent_version_id is None:
+        parent = versions_repo.latest_ready_version(session=session, model_id=job.model_id)
+        assert parent is not None  # version 1 is recorded with the model
+        job.parent_version_id = parent.id
+        for request in repository.requests_of_job(session=session, job_id=job.id):
+            if request.status == RequestStatus.queued:
+                states.transition(session, request, RequestStatus.running, actor=actor, data={"job_id": job.id})
+        data = {"attempt": job.attempts, "parent_version": parent.number}
+        _job_event(session, job, "started", actor=actor, data=data)
+    else:
+        _job_event(session, job, "reclaimed", actor=actor, data={"attempt": job.attempts})
+    return job
+
+
+def next_claimable(session: Session, *, max_attempts: int = MAX_ATTEMPTS) -> uuid.UUID | None:
+    return repository.next_claimable_job_id(session=session, now=utcnow(), max_attempts=max_attempts)
+
+
+def heartbeat(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: float = LEASE_SECONDS) -> bool:
+    """Renew the lease; False once it is no longer this worker's (it expired and another worker took it)."""
+    until = utcnow() + timedelta(seconds=lease_seconds)
+    return repository.extend_lease(session=session, job_id=job_id, owner=owner, until=until)
+
+
+def report_progress(
+    session: Session, *, job_id: uuid.UUID, owner: str, phase: str, fraction: float, eta_at: datetime | None
+) -> bool | None:
+    """Store phase and progress; the job's cancel flag, or None if the lease is lost."""
+    fraction = min(1.0, max(0.0, fraction))
+    return repository.report_progress(
+        session=session, job_id=job_id, owner=owner, phase=phase, progress=fraction, eta_at=eta_at
+    )
+
+
+def release(session: Session, *, job_id: uuid.UUID, owner: str) -> None:
+    """The worker is shutting down mid-job: let another claim the job now rather than after the lease."""
+    repository.release_lease(session=session, job_id=job_id, owner=owner, now=utcnow())
+
+
+def enter_audit(session: Session, *, job_id: uuid.UUID, owner: str) -> bool:
+    """The new checkpoint is stored; its audit begins. False if the lease is lost."""
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return False
+    job.phase, job.progress, job.eta_at = "audit", 0.0, None
+    for request in repository.requests_of_job(session=session, job_id=job_id):
+        if request.status == RequestStatus.running:
+            states.transition(session, request, RequestStatus.auditing, actor=worker_actor(owner))
+    return True
+
+
+# ---- workers: record the outcome ----
+
+
+def complete_unlearn(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    owner: str,
+    checkpoint: StoredObject,
+    config: dict[str, Any],
+    code_version: str,
+    forgotten_count: int,
+    metrics: dict[str, Any],
+    audit: dict[str, Any] | None,
+    audit_html: StoredObject | None,
+) -> ModelVersion | None:
+    """The one completing transaction: new version ready, samples marked, requests completed, job succeeded,
+    events. None (and nothing written) if the lease is no longer this worker's."""
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return None
+    parent = versions_repo.get_version_by_id(session=session, version_id=job.parent_version_id)
+    assert parent is not None
+    now = utcnow()
+    version = versions_repo.insert_version(
+        session=session,
+        model_id=job.model_id,
+        number=parent.number + 1,
+        parent_id=parent.id,
+        status=VersionStatus.ready,
+        checkpoint_uri=checkpoint.uri,
+        sha256=checkpoint.sha256,
+        size_bytes=checkpoint.size_bytes,
+        job_id=job.id,
+        forgotten_count=forgotten_count,
+        metrics=metrics,
+        audit=audit,
+        audit_html_uri=audit_html.uri if audit_html else None,
+        audit_html_sha256=audit_html.sha256 if audit_html else None,
+        config=config,
+        code_version=code_version,
+        ready_at=now,
+    )
+    _finish(job, JobStatus.succeeded, now)
+    job.result_version_id = version.id
+    # requests cancelled before the job started are not among those it fulfilled
+    requests = [
+        r for r in repository.requests_of_job(session=session, job_id=job.id) if r.status != RequestStatus.cancelled
+    ]
+    requests_repo.mark_forgotten(session=session, request_ids=[r.id for r in requests], version_id=version.id)
+    actor = worker_actor(owner)
+    for request in requests:  # all auditing since enter_audit
+        request.version_id = version.id
+        states.transition(session, request, RequestStatus.completed, actor=actor, data={"version": version.number})
+    events.append(
+        session,
+        event_type="model_version.created",
+        subject_type="model_version",
+        subject_id=version.id,
+        actor=actor,
+        tenant_id=job.tenant_id,
+        data={
+            "model_id": job.model_id,
+            "number": version.number,
+            "parent_version": parent.number,
+            "sha256": checkpoint.sha256,
+            "size_bytes": checkpoint.size_bytes,
+            "request_ids": [r.id for r in requests],
+            "forgotten_count": forgotten_count,
+            "method": config.get("method"),
+            "code_version": code_version,
+            "verdict": (audit or {}).get("verdict"),
+        },
+    )
+    _job_event(session, job, "succeeded", actor=actor, data={"result_version": version.number})
+    return version
+
+
+def complete_reference_models(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    owner: str,
+    membership: StoredObject,
+    checkpoints: list[StoredObject],
+    num_train: int,
+) -> ReferenceSet | None:
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return None
+    reference_set = models_repo.insert_reference_set(
+        session=session,
+        tenant_id=job.tenant_id,
+        model_id=job.model_id,
+        job_id=job.id,
+        k=len(checkpoints),
+        num_train=num_train,
+        recipe=job.config["recipe"],
+        membership_uri=membership.uri,
+        membership_sha256=membership.sha256,
+        checkpoints=[{"uri": c.uri, "sha256": c.sha256, "size_bytes": c.size_bytes} for c in checkpoints],
+    )
+    _finish(job, JobStatus.succeeded, utcnow())
+    _job_event(
+        session,
+        job,
+        "succeeded",
+        actor=worker_actor(owner),
+        data={"reference_set_id": reference_set.id, "k": reference_set.k, "membership_sha256": membership.sha256},
+    )
+    return reference_set
+
+
+def fail(session: Session, *, job_id: uuid.UUID, owner: str, error: str) -> bool:
+    """The worker's computation raised: the job and its requests fail, their samples are released."""
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return False
+    _fail(session, job, error=error, actor=worker_actor(owner))
+    return True
+
+
+def stop_cancelled(session: Session, *, job_id: uuid.UUID, owner: str) -> bool:
+    """The worker stopped at the cancel flag: the job is cancelled; its started requests fail."""
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return False
+    actor = worker_actor(owner)
+    _finish(job, JobStatus.cancelled, utcnow())
+    for request in repository.requests_of_job(session=session, job_id=job.id):
+        if request.status in (RequestStatus.queued, RequestStatus.running, RequestStatus.auditing):
+            states.withdraw(
+                session, request, RequestStatus.failed, actor=actor, error="the job was cancelled while it ran"
+            )
+    _job_event(session, job, "cancelled", actor=actor, data={"while": "running"})
+    return True
+
+
+def fail_abandoned(session: Session, *, max_attempts: int = MAX_ATTEMPTS) -> int:
+    """Fail the jobs whose worker died on their last allowed attempt; the number failed."""
+    abandoned = repository.abandoned_jobs(session=session, now=utcnow(), max_attempts=max_attempts)
+    for job in abandoned:
+        error = f"gave up after {job.attempts} attempts: the worker stopped renewing its lease each time"
+        _fail(session, job, error=error, actor=SWEEPER_ACTOR)
+    return len(abandoned)
+
+
+def _fail(session: Session, job: Job, *, error: str, actor: str) -> None:
+    _finish(job, JobStatus.failed, utcnow())
+    job.error = error
+    for request in repository.requests_of_job(session=session, job_id=job.id):
+        if request.status in (RequestStatus.queued, RequestStatus.running, RequestStatus.auditing):
+            states.withdraw(session, request, RequestStatus.failed, actor=actor, error=error)
+    _job_event(session, job, "failed", actor=actor, data={"error": error})
+
+
+def _finish(job: Job, status: JobStatus, now: datetime) -> None:
+    job.status = status
+    job.finished_at = now
+    job.lease_expires_at = None
+    job.eta_at = None
+    if status == JobStatus.succeeded:
+        job.progress = 1.0

@@ -1,0 +1,1 @@
+"""Models: registered with their architecture, unlearning config and original checkpoint (version 1)."""

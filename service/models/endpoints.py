@@ -1,0 +1,67 @@
+"""HTTP routes of models: register with the original checkpoint (write scope), read and list (read scope),
+and start training RMIA reference models (write scope)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
+from service.errors import problem_responses
+from service.jobs import service as jobs
+from service.jobs.schemas import JobRead
+from service.models import service
+from service.models.schemas import ModelList, ModelRead, ReferenceModelsCreate
+from service.models.upload import UPLOAD_OPENAPI, ModelUploadDep
+
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=problem_responses(401, 403))
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ModelRead,
+    openapi_extra=UPLOAD_OPENAPI,
+    responses=problem_responses(400, 409, 413, 415, 422),
+)
+def register_model(
+    upload: ModelUploadDep, principal: WriterTenant, session: SessionDep, settings: SettingsDep, response: Response
+) -> ModelRead:
+    """Multipart: 'manifest' (JSON) and 'checkpoint' (safetensors, or a state dict loadable with
+    weights_only=True). The weights must fit the declared architecture exactly; they become version 1."""
+    model = service.register_model(session, principal=principal, settings=settings, upload=upload)
+    response.headers["Location"] = f"/v1/models/{model.id}"
+    return service.read_models(session, [model])[0]
+
+
+@router.get("/{model_id}", response_model=ModelRead, responses=problem_responses(404, 422))
+def get_model(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep) -> ModelRead:
+    return service.read_models(session, [service.get_model(session, principal=principal, model_id=model_id)])[0]
+
+
+@router.get("", response_model=ModelList, responses=problem_responses(422))
+def list_models(
+    principal: ReaderTenant,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
+    offset: Annotated[int, Query(ge=0, description="models to skip, oldest first")] = 0,
+) -> ModelList:
+    items, next_offset = service.list_models(session, principal=principal, limit=limit, offset=offset)
+    return ModelList(items=items, next_offset=next_offset)
+
+
+@router.post(
+    "/{model_id}/reference-models",
+    status_code=202,
+    response_model=JobRead,
+    responses=problem_responses(404, 409, 422),
+)
+def train_reference_models(
+    model_id: uuid.UUID, body: ReferenceModelsCreate, principal: WriterTenant, session: SessionDep, response: Response
+) -> JobRead:
+    """Queue a job that trains k reference models for the RMIA audit of this model's later versions."""
+    job = service.request_reference_models(session, principal=principal, model_id=model_id, body=body)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return jobs.read_job(session, job)

@@ -1,0 +1,60 @@
+"""Model request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelManifest(BaseModel):
+    """The JSON 'manifest' part of a model upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="unique within the tenant")
+    dataset_id: uuid.UUID = Field(description="the registered dataset the model was trained on")
+    architecture: dict[str, Any] = Field(
+        description="ArchSpec fields: name (small_cnn, resnet18_cifar, torchvision), num_classes, in_channels, "
+        "image_size, width, torchvision_name"
+    )
+    unlearn_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="UnlearnConfig fields: method (amun, amun_salun, ft, rl, ga, bs, l1_sparse, salun, retrain) "
+        "and its hyper-parameters (epochs, lr, batch_size, attack: {eps_init, steps, ...}, stop, seed, ...); "
+        "omitted fields take the library defaults",
+    )
+
+
+class ModelRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    dataset_id: uuid.UUID
+    architecture: dict[str, Any] = Field(description="the ArchSpec, defaults filled in")
+    method: str
+    unlearn_config: dict[str, Any] = Field(description="the UnlearnConfig, defaults filled in")
+    latest_version: int = Field(description="number of the newest ready version; 1 = the registered original")
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    items: list[ModelRead]
+    next_offset: int | None = Field(description="pass as offset for the next page; null on the last page")
+
+
+class ReferenceModelsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(
+        ge=2, le=64, multiple_of=2,
+        description="reference models to train; pairs on complementary random halves of the training split",
+    )  # fmt: skip
+    recipe: dict[str, Any] | None = Field(
+        default=None,
+        description="TrainConfig fields of every reference model (seed i is 100 + i); omitted = the model's "
+        "unlearn_config.recipe if it has one, else the library's default recipe",
+    )

@@ -1,0 +1,79 @@
+"""HTTP routes of deletion requests: submit (write scope), read, list events, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+
+from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
+from service.errors import problem_responses
+from service.requests import service
+from service.requests.schemas import (
+    DeletionRequestAccepted,
+    DeletionRequestCreate,
+    DeletionRequestRead,
+    RequestEventList,
+    RequestEventRead,
+)
+
+router = APIRouter(tags=["deletion requests"], responses=problem_responses(401, 403))
+
+
+@router.post(
+    "/v1/models/{model_id}/deletion-requests",
+    status_code=202,
+    response_model=DeletionRequestAccepted,
+    responses={
+        200: {"model": DeletionRequestAccepted, "description": "every ID was already forgotten: nothing to do"},
+        **problem_responses(404, 409, 422, 503),
+    },
+)
+def submit_deletion_request(
+    model_id: uuid.UUID,
+    body: DeletionRequestCreate,
+    principal: WriterTenant,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="repeat it to retry safely: the same body gets the first answer again, another body a 422"),
+    ] = None,
+) -> JSONResponse:
+    answer = service.accept(
+        session, principal=principal, settings=settings, model_id=model_id, body=body, idempotency_key=idempotency_key
+    )
+    # The session dependency commits before this response is sent (see service.db.get_session).
+    return JSONResponse(
+        answer.body, status_code=answer.status_code, headers={"Location": f"/v1/deletion-requests/{answer.request_id}"}
+    )
+
+
+@router.get(
+    "/v1/deletion-requests/{request_id}", response_model=DeletionRequestRead, responses=problem_responses(404, 422)
+)
+def get_deletion_request(request_id: uuid.UUID, principal: ReaderTenant, session: SessionDep) -> DeletionRequestRead:
+    return service.read_request(session, service.get_request(session, principal=principal, request_id=request_id))
+
+
+@router.get(
+    "/v1/deletion-requests/{request_id}/events", response_model=RequestEventList, responses=problem_responses(404, 422)
+)
+def list_deletion_request_events(
+    request_id: uuid.UUID, principal: ReaderTenant, session: SessionDep
+) -> RequestEventList:
+    events = service.list_events(session, principal=principal, request_id=request_id)
+    return RequestEventList(items=[RequestEventRead.model_validate(e) for e in events])
+
+
+@router.delete(
+    "/v1/deletion-requests/{request_id}",
+    response_model=DeletionRequestRead,
+    responses=problem_responses(404, 409, 422),
+)
+def cancel_deletion_request(request_id: uuid.UUID, principal: WriterTenant, session: SessionDep) -> DeletionRequestRead:
+    """Cancel a request that has not started (received or queued); 409 once its job runs."""
+    request = service.cancel(session, principal=principal, request_id=request_id)
+    return service.read_request(session, request)

@@ -1,0 +1,186 @@
+"""Queries of deletion requests and forgotten samples.
+
+Sample IDs travel as one array parameter (PostgreSQL: unnest/ANY of text[]; SQLite: json_each of a JSON
+array), so a 100,000-ID request costs a few statements, never one round trip per ID.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from service.tables import DeletionRequest, Event, ForgottenSample, UTCDateTime
+
+
+def insert_request(*, session: Session, **columns: Any) -> DeletionRequest:
+    request = DeletionRequest(id=uuid.uuid4(), **columns)
+    session.add(request)
+    session.flush()
+    return request
+
+
+def get_request(*, session: Session, tenant_id: uuid.UUID, request_id: uuid.UUID) -> DeletionRequest | None:
+    return session.execute(
+        select(DeletionRequest)
+        .where(DeletionRequest.id == request_id, DeletionRequest.tenant_id == tenant_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def get_by_idempotency_key(*, session: Session, model_id: uuid.UUID, key: str) -> DeletionRequest | None:
+    return session.execute(
+        select(DeletionRequest).where(DeletionRequest.model_id == model_id, DeletionRequest.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _in_ids(session: Session, column: Any, ids: Sequence[str]) -> ColumnElement[bool]:
+    """`column` is one of `ids`, with the IDs bound as a single array parameter."""
+    if _is_postgres(session):
+        return column == any_(cast(bindparam("ids", list(ids), type_=ARRAY(String)), ARRAY(String)))
+    listed = select(text("value")).select_from(func.json_each(bindparam("ids", json.dumps(list(ids)))))
+    return column.in_(listed.scalar_subquery())
+
+
+def claim_samples(
+    *, session: Session, model_id: uuid.UUID, request_id: uuid.UUID, sample_ids: Sequence[str], now: datetime
+) -> set[str]:
+    """Insert a forgotten_sample row for every ID not yet claimed for the model; return the IDs inserted.
+
+    One INSERT ... SELECT over the array, skipping conflicts on the unique (model_id, sample_id): an ID an
+    earlier request claimed is neither inserted nor an error, and concurrent claims cannot both win.
+    """
+    if _is_postgres(session):
+        statement = text(
+            "INSERT INTO forgotten_sample (id, model_id, sample_id, request_id, created_at) "
+            "SELECT gen_random_uuid(), :model_id, s, :request_id, :now FROM unnest(CAST(:ids AS text[])) AS s "
+            "ON CONFLICT (model_id, sample_id) DO NOTHING RETURNING sample_id"
+        ).bindparams(bindparam("ids", list(sample_ids), type_=ARRAY(String)))
+    else:
+        # SQLite keeps UUIDs as 32 hex digits (SQLAlchemy's Uuid); `WHERE true` lets the parser tell the
+        # upsert clause from a join constraint.
+        statement = text(
+            "INSERT INTO forgotten_sample (id, model_id, sample_id, request_id, created_at) "
+            "SELECT lower(hex(randomblob(16))), :model_id, value, :request_id, :now FROM json_each(:ids) WHERE true "
+            "ON CONFLICT (model_id, sample_id) DO NOTHING RETURNING sample_id"
+        ).bindparams(bindparam("ids", json.dumps(list(sample_ids))))
+    statement = statement.bindparams(
+        bindparam("model_id", model_id, type_=Uuid()),
+        bindparam("request_id", request_id, type_=Uuid()),
+        bindparam("now", now, type_=UTCDateTime()),
+    )
+    return set(session.execute(statement).scalars())
+
+
+def covering_claims(
+    *, session: Session, model_id: uuid.UUID, request_id: uuid.UUID, sample_ids: Sequence[str]
+) -> list[Row[Any]]:
+    """(sample_id, request_id, version_id) of the earlier claims on these IDs, by other requests."""
+    return list(
+        session.execute(
+            select(ForgottenSample.sample_id, ForgottenSample.request_id, ForgottenSample.version_id).where(
+                ForgottenSample.model_id == model_id,
+                ForgottenSample.request_id != request_id,
+                _in_ids(session, ForgottenSample.sample_id, sample_ids),
+            )
+        ).all()
+    )
+
+
+def covering_versions(
+    *, session: Session, model_id: uuid.UUID, request_id: uuid.UUID, sample_ids: Sequence[str]
+) -> set[uuid.UUID | None]:
+    """The distinct versions that forgot these IDs for other requests; None stands for claims still in flight."""
+    return set(
+        session.execute(
+            select(ForgottenSample.version_id)
+            .where(
+                ForgottenSample.model_id == model_id,
+                ForgottenSample.request_id != request_id,
+                _in_ids(session, ForgottenSample.sample_id, sample_ids),
+            )
+            .distinct()
+        ).scalars()
+    )
+
+
+def release_samples(*, session: Session, request_id: uuid.UUID) -> None:
+    """Drop a cancelled or failed request's claims, so that its IDs can be requested again."""
+    session.execute(
+        delete(ForgottenSample)
+        .where(ForgottenSample.request_id == request_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def mark_forgotten(*, session: Session, request_ids: Iterable[uuid.UUID], version_id: uuid.UUID) -> None:
+    session.execute(
+        update(ForgottenSample)
+        .where(ForgottenSample.request_id.in_(list(request_ids)))
+        .values(version_id=version_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def sample_ids_of_job(*, session: Session, job_id: uuid.UUID) -> list[str]:
+    """The samples a job forgets: the claims of the requests it covers."""
+    return list(
+        session.execute(
+            select(ForgottenSample.sample_id)
+            .join(DeletionRequest, DeletionRequest.id == ForgottenSample.request_id)
+            .where(DeletionRequest.job_id == job_id)
+            .order_by(ForgottenSample.sample_id)
+        ).scalars()
+    )
+
+
+def claimed_sample_ids(*, session: Session, model_id: uuid.UUID) -> list[str]:
+    """Every sample of the model already forgotten or claimed by an accepted request."""
+    return list(
+        session.execute(select(ForgottenSample.sample_id).where(ForgottenSample.model_id == model_id)).scalars()
+    )
+
+
+def forgotten_by_version(*, session: Session, model_id: uuid.UUID) -> list[Row[Any]]:
+    """(sample_id, version_id) of every sample a ready version of the model has forgotten."""
+    return list(
+        session.execute(
+            select(ForgottenSample.sample_id, ForgottenSample.version_id).where(
+                ForgottenSample.model_id == model_id, ForgottenSample.version_id.is_not(None)
+            )
+        ).all()
+    )
+
+
+def events_of_request(*, session: Session, request_id: uuid.UUID) -> list[Event]:
+    return list(
+        session.execute(
+            select(Event)
+            .where(Event.subject_type == "deletion_request", Event.subject_id == str(request_id))
+            .order_by(Event.seq)
+        ).scalars()
+    )
+

@@ -1,0 +1,316 @@
+"""Accepting, reading and cancelling deletion requests.
+
+Acceptance checks every ID against the dataset's training split (in memory, set-based), then claims the
+new ones for the model in one statement and coalesces the request into the model's waiting job. IDs an
+earlier request already forgot or claimed are reported and not forgotten again; if none is left the
+request is recorded as completed at once, with nothing to do, and answered 200 instead of 202.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.callbacks.urls import validate_callback_url
+from service.datasets import repository as datasets_repo
+from service.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from service.events.service import canonical_json
+from service.jobs import repository as jobs_repo
+from service.jobs import service as jobs
+from service.models import repository as models_repo
+from service.models.datasets import train_ids
+from service.requests import repository, states
+from service.requests.schemas import (
+    AlreadyForgotten,
+    ClaimedElsewhere,
+    DeletionRequestAccepted,
+    DeletionRequestCreate,
+    DeletionRequestRead,
+)
+from service.settings import Settings
+from service.tables import DeletionRequest, RequestStatus, utcnow
+from service.tenants.service import Principal
+from service.versions import repository as versions_repo
+
+LISTED_IDS = 20  # IDs named in an answer (unknown or already forgotten); the count covers the rest
+CCPA_DAYS = 45
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class UnknownSampleIds(Unprocessable):
+    slug = "unknown-sample-ids"
+
+
+class TooManySampleIds(Unprocessable):
+    slug = "too-many-sample-ids"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    slug = "idempotency-key-reused"
+
+
+class RequestInProgress(Conflict):
+    slug = "request-in-progress"
+
+
+class NotCancellable(Conflict):
+    slug = "not-cancellable"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the endpoint sends: the status and the body, the same for every replay of an Idempotency-Key."""
+
+    request_id: uuid.UUID
+    status_code: int
+    body: dict[str, Any]
+
+
+def due_date(regulation: str | None, received: datetime) -> datetime | None:
+    """GDPR art. 12(3): one month from receipt (the same day of the next month, or its last day);
+    CCPA: 45 days."""
+    if regulation == "gdpr":
+        year, month = (received.year + 1, 1) if received.month == 12 else (received.year, received.month + 1)
+        day = min(received.day, calendar.monthrange(year, month)[1])
+        return received.replace(year=year, month=month, day=day)
+    if regulation == "ccpa":
+        return received + timedelta(days=CCPA_DAYS)
+    return None
+
+
+def payload_hash(body: DeletionRequestCreate) -> str:
+    return hashlib.sha256(canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
+
+
+def _replay(request: DeletionRequest, digest: str) -> Answer:
+    if request.payload_sha256 != digest:
+        raise IdempotencyKeyReused(
+            f"this Idempotency-Key was used for deletion request {request.id} with a different body; "
+            "use a new key for a new request"
+        )
+    assert request.accepted_response is not None  # written in the transaction that created the row
+    return Answer(request.id, _status_code(request.accepted_response), request.accepted_response)
+
+
+def _status_code(body: dict[str, Any]) -> int:
+    return 200 if body["new_sample_count"] == 0 else 202
+
+
+def _check_known(sample_ids: list[str], known: frozenset[str], positions: dict[str, int]) -> None:
+    unknown = [sid for sid in sample_ids if sid not in known]
+    if not unknown:
+        return
+    named = unknown[:LISTED_IDS]
+    more = f" (and {len(unknown) - len(named)} more)" if len(unknown) > len(named) else ""
+    raise UnknownSampleIds(
+        f"{len(unknown)} sample ID(s) are not in the training split of the model's dataset: {named}{more}; "
+        "nothing was recorded",
+        errors=[
+            FieldProblem(
+                detail=f"unknown sample ID {sid!r}",
+                pointer=f"#/sample_ids/{positions[sid]}",
+                location=["body", "sample_ids", positions[sid]],
+                type="unknown_sample_id",
+            )
+            for sid in named
+        ],
+    )
+
+
+def accept(
+    session: Session,
+    *,
+    principal: Principal,
+    settings: Settings,
+    model_id: uuid.UUID,
+    body: DeletionRequestCreate,
+    idempotency_key: str | None,
+) -> Answer:
+    """Record the request (or replay the answer its Idempotency-Key already got)."""
+    model = models_repo.get_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
+    if model is None:
+        raise NotFound(f"no model {model_id}")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise Unprocessable(
+            f"the Idempotency-Key header must have 1 to {IDEMPOTENCY_KEY_MAX} characters",
+            errors=[FieldProblem(detail="too long", location=["header", "Idempotency-Key"], type="string_too_long")],
+        )
+    digest = payload_hash(body)
+    if idempotency_key is not None:
+        earlier = repository.get_by_idempotency_key(session=session, model_id=model_id, key=idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, digest)
+    if len(body.sample_ids) > settings.max_ids_per_request:
+        raise TooManySampleIds(
+            f"{len(body.sample_ids)} sample IDs exceed this service's limit of {settings.max_ids_per_request} "
+            "per request; split them into several requests",
+            pointer="#/sample_ids",
+        )
+    dataset = datasets_repo.get_dataset(session=session, tenant_id=principal.tenant_id, dataset_id=model.dataset_id)
+    assert dataset is not None  # a model's dataset belongs to its tenant
+    # Resolving the callback host and loading the dataset's IDs (a second on first use) are slow:
+    # no transaction stays open meanwhile.
+    session.expunge(dataset)
+    session.rollback()
+    if body.callback_url is not None:
+        validate_callback_url(body.callback_url, settings)
+    known = train_ids.get(dataset, settings.data_root)
+
+    positions: dict[str, int] = {}
+    for index, sid in enumerate(body.sample_ids):
+        positions.setdefault(sid, index)  # folds duplicates, keeps the order of first appearance
+    distinct = list(positions)
+    _check_known(distinct, known, positions)
+
+    now = utcnow()
+    try:
+        request = repository.insert_request(
+            session=session,
+            tenant_id=principal.tenant_id,
+            model_id=model_id,
+            subject_request_id=body.subject_request_id,
+            idempotency_key=idempotency_key,
+            payload_sha256=digest,
+            regulation=body.regulation,
+            due_at=due_date(body.regulation, now),
+            sample_count=len(distinct),
+            already_forgotten_count=0,
+            status=RequestStatus.received,
+            callback_url=body.callback_url,
+            created_at=now,
+            updated_at=now,
+        )
+    except IntegrityError as exc:
+        if idempotency_key is not None and "idempotency_key" in str(exc.orig):
+            # The unique (model, key) was taken after the check above: the first request with this key
+            # is being handled right now, or committed a moment ago.
+            raise RequestInProgress(
+                "a deletion request with this Idempotency-Key is still being handled; retry shortly to get its answer"
+            ) from None
+        raise
+
+    locked = models_repo.lock_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
+    assert locked is not None
+    new_ids = repository.claim_samples(
+        session=session, model_id=model_id, request_id=request.id, sample_ids=distinct, now=now
+    )
+    already = [sid for sid in distinct if sid not in new_ids]
+    request.already_forgotten_count = len(already)
+    states.record_creation(
+        session,
+        request,
+        actor=principal.actor,
+        data={
+            "sample_count": len(distinct),
+            "new_sample_count": len(new_ids),
+            "already_forgotten_count": len(already),
+            "duplicate_count": len(body.sample_ids) - len(distinct),
+            # the IDs themselves stay in the ledger; the chain binds them by hash
+            "sample_ids_sha256": hashlib.sha256("\n".join(sorted(distinct)).encode()).hexdigest(),
+            "regulation": body.regulation,
+            "due_at": request.due_at,
+            "idempotency_key": idempotency_key,
+        },
+    )
+    if new_ids:
+        job = jobs.enqueue_unlearn(session, model=locked, actor=principal.actor)
+        request.job_id = job.id
+        states.transition(session, request, RequestStatus.queued, actor=principal.actor, data={"job_id": job.id})
+    else:
+        covering = repository.covering_versions(
+            session=session, model_id=model_id, request_id=request.id, sample_ids=distinct
+        )
+        if covering and None not in covering:  # all forgotten by ready versions: the newest is the first without all
+            numbers = versions_repo.numbers_of(session=session, version_ids=covering)
+            request.version_id = max(numbers, key=numbers.__getitem__)
+        states.transition(
+            session, request, RequestStatus.completed, actor=principal.actor, data={"nothing_to_do": True}
+        )
+
+    listed = repository.covering_claims(
+        session=session, model_id=model_id, request_id=request.id, sample_ids=already[:LISTED_IDS]
+    )
+    numbers = versions_repo.numbers_of(session=session, version_ids=[row.version_id for row in listed])
+    by_id = {row.sample_id: row for row in listed}
+    answer = DeletionRequestAccepted(
+        **read_request(session, request).model_dump(),
+        duplicate_count=len(body.sample_ids) - len(distinct),
+        already_forgotten=AlreadyForgotten(
+            count=len(already),
+            listed=[
+                ClaimedElsewhere(
+                    sample_id=sid,
+                    request_id=by_id[sid].request_id,
+                    version=numbers.get(by_id[sid].version_id) if by_id[sid].version_id else None,
+                )
+                for sid in already[:LISTED_IDS]
+            ],
+        ),
+    ).model_dump(mode="json")
+    request.accepted_response = answer
+    session.flush()
+    return Answer(request.id, _status_code(answer), answer)
+
+
+def get_request(session: Session, *, principal: Principal, request_id: uuid.UUID) -> DeletionRequest:
+    request = repository.get_request(session=session, tenant_id=principal.tenant_id, request_id=request_id)
+    if request is None:
+        raise NotFound(f"no deletion request {request_id}")  # also for another tenant's
+    return request
+
+
+def read_request(session: Session, request: DeletionRequest) -> DeletionRequestRead:
+    numbers = versions_repo.numbers_of(session=session, version_ids=[request.version_id])
+    return DeletionRequestRead(
+        id=request.id,
+        model_id=request.model_id,
+        subject_request_id=request.subject_request_id,
+        regulation=request.regulation,
+        due_at=request.due_at,
+        status=RequestStatus(request.status),
+        sample_count=request.sample_count,
+        new_sample_count=request.sample_count - request.already_forgotten_count,
+        already_forgotten_count=request.already_forgotten_count,
+        job_id=request.job_id,
+        version=numbers.get(request.version_id) if request.version_id else None,
+        version_id=request.version_id,
+        error=request.error,
+        callback_url=request.callback_url,
+        created_at=request.created_at,
+        updated_at=request.updated_at,
+        completed_at=request.completed_at,
+    )
+
+
+def list_events(session: Session, *, principal: Principal, request_id: uuid.UUID) -> list[Any]:
+    get_request(session, principal=principal, request_id=request_id)
+    return repository.events_of_request(session=session, request_id=request_id)
+
+
+def cancel(session: Session, *, principal: Principal, request_id: uuid.UUID) -> DeletionRequest:
+    """Cancel a request whose job has not started; its samples are released. Cancelling twice is a no-op."""
+    request = get_request(session, principal=principal, request_id=request_id)
+    if request.status == RequestStatus.cancelled:
+        return request
+    if request.job_id is not None:
+        # Lock the waiting job first: a worker's claim then either waits for this cancel or has already
+        # started the job (and the request with it), in which case it can no longer be cancelled.
+        jobs_repo.touch_queued_unlearn_job(session=session, model_id=request.model_id)
+        request = get_request(session, principal=principal, request_id=request_id)
+    status = RequestStatus(request.status)
+    if status not in states.CANCELLABLE:
+        raise NotCancellable(
+            f"deletion request {request.id} is {status.value}; only a request that has not started "
+            "(received or queued) can be cancelled"
+        )
+    states.withdraw(session, request, RequestStatus.cancelled, actor=principal.actor, error=None)
+    if request.job_id is not None:
+        jobs.cancel_if_empty(session, job_id=request.job_id, actor=principal.actor)
+    return request

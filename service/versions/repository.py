@@ -1,0 +1,87 @@
+"""Queries of model versions; callers have already checked that the model belongs to the tenant."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.tables import DeletionRequest, ModelVersion, VersionStatus
+
+
+def insert_version(*, session: Session, **columns: Any) -> ModelVersion:
+    version = ModelVersion(id=columns.pop("id", None) or uuid.uuid4(), **columns)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def get_version(*, session: Session, model_id: uuid.UUID, number: int) -> ModelVersion | None:
+    return session.execute(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.number == number)
+    ).scalar_one_or_none()
+
+
+def get_version_by_id(*, session: Session, version_id: uuid.UUID) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id)
+
+
+def latest_ready_version(*, session: Session, model_id: uuid.UUID) -> ModelVersion | None:
+    return session.execute(
+        select(ModelVersion)
+        .where(ModelVersion.model_id == model_id, ModelVersion.status == VersionStatus.ready)
+        .order_by(ModelVersion.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def latest_ready_numbers(*, session: Session, model_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = session.execute(
+        select(ModelVersion.model_id, ModelVersion.number).where(
+            ModelVersion.model_id.in_(list(model_ids)), ModelVersion.status == VersionStatus.ready
+        )
+    ).all()
+    latest: dict[uuid.UUID, int] = {}
+    for model_id, number in rows:
+        latest[model_id] = max(number, latest.get(model_id, 0))
+    return latest
+
+
+def list_versions(*, session: Session, model_id: uuid.UUID, limit: int, offset: int) -> list[ModelVersion]:
+    return list(
+        session.execute(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ModelVersion.number)
+            .limit(limit)
+            .offset(offset)
+        ).scalars()
+    )
+
+
+def numbers_of(*, session: Session, version_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, int]:
+    wanted = [v for v in version_ids if v is not None]
+    if not wanted:
+        return {}
+    rows = session.execute(select(ModelVersion.id, ModelVersion.number).where(ModelVersion.id.in_(wanted))).all()
+    return {row.id: row.number for row in rows}
+
+
+def request_ids_by_version(*, session: Session, version_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The deletion requests each version was the first to fulfil, oldest first."""
+    wanted = list(version_ids)
+    covered: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    if not wanted:
+        return covered
+    rows = session.execute(
+        select(DeletionRequest.version_id, DeletionRequest.id)
+        .where(DeletionRequest.version_id.in_(wanted))
+        .order_by(DeletionRequest.created_at, DeletionRequest.id)
+    ).all()
+    for version_id, request_id in rows:
+        covered[version_id].append(request_id)
+    return covered

@@ -1,0 +1,493 @@
+"""Run one job by id: claim -> core -> store -> record. The local executor and a Celery task both call
+run_job(job_id) and nothing else, so the job code is the same however the id arrived.
+
+No transaction stays open while computing: the claim commits first, the plan is read in a second short
+transaction, progress and heartbeats use their own, and the outcome is recorded in one final transaction,
+only while the lease is still this worker's. The checkpoint file is stored before that transaction, so a
+crash leaves at most an orphan file, never a version without its file.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import session_factory
+from service.jobs import repository as jobs_repo
+from service.jobs import service as jobs
+from service.models import repository as models_repo
+from service.models.datasets import absolute_spec
+from service.requests import repository as requests_repo
+from service.settings import Settings, get_settings
+from service.storage import ObjectStore, StoredObject
+from service.tables import JobKind, ModelVersion, utcnow
+from service.versions import repository as versions_repo
+from service.versions.service import code_version
+from unlearning.attack import calibrate_eps
+from unlearning.audit.evaluate import RmiaAudit
+from unlearning.data import Dataset, load_dataset
+from unlearning.imageset import ImageSet
+from unlearning.methods import run_unlearning
+from unlearning.models import checkpoint_bytes, load_checkpoint
+from unlearning.progress import Cancelled
+from unlearning.specs import (
+    ArchSpec,
+    DatasetSpec,
+    TrainConfig,
+    UnlearnConfig,
+    from_dict,
+    to_dict,
+)
+from unlearning.successive import remaining
+from unlearning.train import seeded_generator, train_model
+from worker.audit import audit_version
+
+log = logging.getLogger("worker.jobs")
+
+HOLDOUT_SEED = 0  # which half of the test split is the held-out half (stopping rule, RMIA population)
+PROGRESS_INTERVAL_S = 1.0  # progress rows are written at most this often
+MAX_ERROR_CHARS = 2000
+AMUN_METHODS = ("amun", "amun_salun")
+
+
+class Outcome(enum.StrEnum):
+    not_claimed = "not_claimed"  # another worker holds it, or it is not claimable (finished, model busy)
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    lease_lost = "lease_lost"  # the lease expired and another worker took the job: nothing was recorded
+    interrupted = "interrupted"  # this worker is shutting down: the lease was released for another
+
+
+class LeaseLost(Cancelled):
+    """The job's lease is no longer this worker's; stop without recording anything."""
+
+
+class Interrupted(Cancelled):
+    """This worker is shutting down; stop and let another worker claim the job at once."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---- the plan: everything the computation needs, read from the ledger in one short transaction ----
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    number: int
+    uri: str
+    sha256: str
+    forgotten_count: int
+    config: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ReferenceRef:
+    k: int
+    num_train: int
+    membership_uri: str
+    membership_sha256: str
+    checkpoints: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    job_id: uuid.UUID
+    kind: JobKind
+    model_id: uuid.UUID
+    arch: ArchSpec
+    dataset: DatasetSpec
+    job_config: dict[str, Any]
+    parent: VersionRef
+    original: VersionRef
+    request_ids: list[uuid.UUID]
+    forget_ids: list[str]  # this job's samples
+    claimed_ids: list[str]  # every sample of the model forgotten or claimed by any accepted request
+    earlier: dict[int, list[str]]  # version number -> samples that version forgot, for every ready version
+    references: ReferenceRef | None
+
+
+def _ref(version: ModelVersion) -> VersionRef:
+    assert version.checkpoint_uri is not None and version.sha256 is not None  # ready versions have files
+    return VersionRef(version.number, version.checkpoint_uri, version.sha256, version.forgotten_count, version.config)
+
+
+def _read_plan(session: Session, job_id: uuid.UUID, settings: Settings) -> Plan:
+    job = jobs_repo.get_job_any_tenant(session=session, job_id=job_id)
+    assert job is not None and job.parent_version_id is not None  # set by the claim
+    model = models_repo.get_model_any_tenant(session=session, model_id=job.model_id)
+    assert model is not None
+    from service.datasets import repository as datasets_repo
+
+    dataset = datasets_repo.get_dataset(session=session, tenant_id=model.tenant_id, dataset_id=model.dataset_id)
+    assert dataset is not None
+    parent = versions_repo.get_version_by_id(session=session, version_id=job.parent_version_id)
+    original = versions_repo.get_version(session=session, model_id=model.id, number=1)
+    assert parent is not None and original is not None
+    numbers = {
+        v.id: v.number for v in versions_repo.list_versions(session=session, model_id=model.id, limit=10**6, offset=0)
+    }
+    earlier: dict[int, list[str]] = defaultdict(list)
+    for sample_id, version_id in requests_repo.forgotten_by_version(session=session, model_id=model.id):
+        earlier[numbers[version_id]].append(sample_id)
+    references = models_repo.latest_reference_set(session=session, model_id=model.id)
+    return Plan(
+        job_id=job.id,
+        kind=JobKind(job.kind),
+        model_id=model.id,
+        arch=from_dict(ArchSpec, model.arch),
+        dataset=absolute_spec(dataset, settings.data_root),
+        job_config=dict(job.config),
+        parent=_ref(parent),
+        original=_ref(original),
+        request_ids=jobs_repo.request_ids_of_job(session=session, job_id=job.id),
+        forget_ids=requests_repo.sample_ids_of_job(session=session, job_id=job.id),
+        claimed_ids=requests_repo.claimed_sample_ids(session=session, model_id=model.id),
+        earlier=dict(sorted(earlier.items())),
+        references=ReferenceRef(
+            references.k,
+            references.num_train,
+            references.membership_uri,
+            references.membership_sha256,
+            list(references.checkpoints),
+        )
+        if references is not None
+        else None,
+    )
+
+
+# ---- lease and progress ----
+
+
+class Lease:
+    """Renews the job's lease from a thread every third of its length while the computation runs."""
+
+    def __init__(self, factory: sessionmaker[Session], job_id: uuid.UUID, owner: str, lease_seconds: float) -> None:
+        self.factory, self.job_id, self.owner, self.lease_seconds = factory, job_id, owner, lease_seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                with self.factory() as session, session.begin():
+                    held = jobs.heartbeat(
+                        session, job_id=self.job_id, owner=self.owner, lease_seconds=self.lease_seconds
+                    )
+            except SQLAlchemyError:
+                # the database is briefly unreachable: try again at the next beat, the lease has time left
+                log.warning("lease renewal failed", extra={"job_id": str(self.job_id)}, exc_info=True)
+                continue
+            if not held:
+                self.lost.set()
+                return
+
+
+class JobProgress:
+    """The core's progress callback: stores phase, percent and ETA at most every PROGRESS_INTERVAL_S in a
+    short transaction of its own, and stops the computation (by raising) on cancel, lease loss or shutdown."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        job_id: uuid.UUID,
+        owner: str,
+        lease: Lease,
+        stop: threading.Event,
+        interval: float = PROGRESS_INTERVAL_S,
+    ) -> None:
+        self.factory, self.job_id, self.owner, self.lease, self.stop = factory, job_id, owner, lease, stop
+        self.interval = interval
+        self.phase: str | None = None
+        self.phase_started = 0.0
+        self.last_write = float("-inf")
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.stop.is_set():
+            raise Interrupted("the worker is shutting down")
+        if self.lease.lost.is_set():
+            raise LeaseLost(f"the lease of job {self.job_id} went to another worker")
+        now = time.monotonic()
+        new_phase = phase != self.phase
+        if new_phase:
+            self.phase, self.phase_started = phase, now
+        elif now - self.last_write < self.interval and done < total:
+            return
+        self.last_write = now
+        fraction = done / total if total > 0 else 1.0
+        elapsed = now - self.phase_started
+        eta = None
+        if 0 < fraction < 1 and elapsed > 0:
+            eta = utcnow() + timedelta(seconds=elapsed * (1 - fraction) / fraction)
+        self.write(phase, fraction, eta)
+
+    def write(self, phase: str, fraction: float, eta: datetime | None) -> None:
+        with self.factory() as session, session.begin():
+            cancel = jobs.report_progress(
+                session, job_id=self.job_id, owner=self.owner, phase=phase, fraction=fraction, eta_at=eta
+            )
+        if cancel is None:
+            raise LeaseLost(f"the lease of job {self.job_id} went to another worker")
+        if cancel:
+            raise Cancelled(f"job {self.job_id} was cancelled")
+
+
+# ---- the entry point ----
+
+
+def run_job(
+    job_id: uuid.UUID,
+    *,
+    settings: Settings | None = None,
+    owner: str | None = None,
+    lease_seconds: float = jobs.LEASE_SECONDS,
+    max_attempts: int = jobs.MAX_ATTEMPTS,
+    stop: threading.Event | None = None,
+    device: str | torch.device | None = None,
+) -> Outcome:
+    """Claim the job and run it to a recorded outcome; a second delivery of the same id returns not_claimed."""
+    settings = settings or get_settings()
+    owner = owner or default_owner()
+    stop = stop or threading.Event()
+    factory = session_factory(settings.database_url)
+    with factory() as session, session.begin():
+        claimed = jobs.claim(
+            session, job_id=job_id, owner=owner, lease_seconds=lease_seconds, max_attempts=max_attempts
+        )
+    if claimed is None:
+        return Outcome.not_claimed
+    log.info("job claimed", extra={"job_id": str(job_id), "owner": owner})
+    with Lease(factory, job_id, owner, lease_seconds) as lease:
+        progress = JobProgress(factory, job_id, owner, lease, stop)
+        try:
+            with factory() as session:
+                plan = _read_plan(session, job_id, settings)
+            store = ObjectStore(settings.storage_url)
+            run = _run_unlearn if plan.kind == JobKind.unlearn else _run_reference_models
+            return run(plan, factory=factory, owner=owner, store=store, progress=progress,
+                       device=torch.device(device) if device is not None else default_device())  # fmt: skip
+        except LeaseLost:
+            log.warning("job lease lost; nothing recorded", extra={"job_id": str(job_id)})
+            return Outcome.lease_lost
+        except Interrupted:
+            with factory() as session, session.begin():
+                jobs.release(session, job_id=job_id, owner=owner)
+            log.info("job interrupted; lease released", extra={"job_id": str(job_id)})
+            return Outcome.interrupted
+        except Cancelled:
+            with factory() as session, session.begin():
+                recorded = jobs.stop_cancelled(session, job_id=job_id, owner=owner)
+            return Outcome.cancelled if recorded else Outcome.lease_lost
+        except Exception as exc:
+            log.exception("job failed", extra={"job_id": str(job_id)})
+            with factory() as session, session.begin():
+                recorded = jobs.fail(session, job_id=job_id, owner=owner, error=_describe(exc))
+            return Outcome.failed if recorded else Outcome.lease_lost
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
+
+
+class JobError(RuntimeError):
+    """The ledger and the data disagree (e.g. an ID no longer in the dataset); the job cannot run."""
+
+
+def _load_model(store: ObjectStore, version: VersionRef, device: torch.device) -> nn.Module:
+    return load_checkpoint(store.read_bytes(version.uri, version.sha256), device=device).model.eval()
+
+
+def _subset(train: ImageSet, ids: list[str], what: str) -> ImageSet:
+    try:
+        return train.subset(train.positions(ids))
+    except KeyError as exc:
+        raise JobError(f"{what}: the dataset's training split no longer holds {exc.args[0]}") from None
+
+
+def _split_test(test: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed halves of the test split: held-out (stopping rule, RMIA population) and scored (the audit)."""
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(len(test))
+    half = len(test) // 2
+    return np.sort(order[:half]), np.sort(order[half:])
+
+
+def _with_eps(cfg: UnlearnConfig, parent: VersionRef, model: nn.Module, forget: ImageSet,
+              progress: JobProgress) -> UnlearnConfig:  # fmt: skip
+    """AMUN's starting radius: the model config's, else the one an earlier version calibrated, else calibrated
+    now on this forget set (the paper's 95% rule) and recorded with the new version for later jobs."""
+    if cfg.method not in AMUN_METHODS or cfg.attack.eps_init is not None:
+        return cfg
+    inherited = ((parent.config or {}).get("attack") or {}).get("eps_init")
+    if inherited is None:
+        progress("calibrate", 0, 1)
+        inherited, _ = calibrate_eps(model, forget.x, forget.y, cfg.attack, generator=seeded_generator(cfg.seed))
+        progress("calibrate", 1, 1)
+    return replace(cfg, attack=replace(cfg.attack, eps_init=float(inherited)))
+
+
+def _rmia(
+    store: ObjectStore, refs: ReferenceRef | None, data: Dataset, population: np.ndarray, device: torch.device
+) -> RmiaAudit | None:
+    if refs is None or refs.num_train != len(data.train):
+        return None  # none trained yet, or trained on a training split of another size
+    membership = np.load(io.BytesIO(store.read_bytes(refs.membership_uri, refs.membership_sha256)), allow_pickle=False)
+    models = [_load_model(store, VersionRef(0, c["uri"], c["sha256"], 0, None), device) for c in refs.checkpoints]
+    return RmiaAudit(models, membership, data.train, data.test, population)
+
+
+def _run_unlearn(
+    plan: Plan,
+    *,
+    factory: sessionmaker[Session],
+    owner: str,
+    store: ObjectStore,
+    progress: JobProgress,
+    device: torch.device,
+) -> Outcome:
+    if not plan.forget_ids:
+        raise JobError("the job covers no samples: every request it held was cancelled")
+    data = load_dataset(plan.dataset, device=device)
+    holdout_pos, scored_pos = _split_test(data.test)
+    parent = _load_model(store, plan.parent, device)
+    original = parent if plan.original.number == plan.parent.number else _load_model(store, plan.original, device)
+    forget = _subset(data.train, plan.forget_ids, "the forget set")
+    cfg = _with_eps(from_dict(UnlearnConfig, plan.job_config["unlearn_config"]), plan.parent, parent, forget, progress)
+    # The retain set excludes every sample forgotten before and every one claimed by a request still
+    # waiting: training on them again would work against their deletion.
+    rest = remaining(data.train, plan.claimed_ids)
+    started = time.perf_counter()
+    result = run_unlearning(
+        parent, forget, rest if cfg.retain_access else None, cfg, holdout=data.test.subset(holdout_pos),
+        progress=progress,
+    )  # fmt: skip
+    compute_seconds = time.perf_counter() - started
+    version_number = plan.parent.number + 1
+    lineage = {
+        "model_id": str(plan.model_id),
+        "version": version_number,
+        "parent_version": plan.parent.number,
+        "parent_sha256": plan.parent.sha256,
+        "request_ids": [str(r) for r in plan.request_ids],
+        "code_version": code_version(),
+    }
+    checkpoint = store.put_bytes(checkpoint_bytes(result.model, cfg, extra=lineage))
+    progress.write("audit", 0.0, None)
+    with factory() as session, session.begin():
+        if not jobs.enter_audit(session, job_id=plan.job_id, owner=owner):
+            raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
+
+    earlier = [(f"v{number}", _subset(data.train, ids, f"samples forgotten by version {number}"))
+               for number, ids in plan.earlier.items()]  # fmt: skip
+    audit = audit_version(
+        model=result.model,
+        parent=parent,
+        original=original,
+        forget=forget,
+        earlier=earlier,
+        remaining=rest,
+        test=data.test.subset(scored_pos),
+        rmia=_rmia(store, plan.references, data, holdout_pos, device),
+        context={
+            **lineage,
+            "method": cfg.method,
+            "hyper_parameters": to_dict(cfg),
+            "seeds": {"unlearn": cfg.seed, "holdout_split": HOLDOUT_SEED},
+            "input_sha256": plan.parent.sha256,
+            "output_sha256": checkpoint.sha256,
+        },
+    )
+    page = store.put_bytes(audit.html.encode("utf-8"))
+    metrics = {
+        **audit.metrics,
+        "seconds": {**result.seconds, "total": compute_seconds},
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "retain_size": len(rest) if cfg.retain_access else 0,
+    }
+    with factory() as session, session.begin():
+        version = jobs.complete_unlearn(
+            session,
+            job_id=plan.job_id,
+            owner=owner,
+            checkpoint=checkpoint,
+            config=to_dict(cfg),
+            code_version=code_version(),
+            forgotten_count=plan.parent.forgotten_count + len(forget),
+            metrics=metrics,
+            audit=audit.report,
+            audit_html=page,
+        )
+    if version is None:
+        raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
+    log.info("job succeeded", extra={"job_id": str(plan.job_id), "version": version_number})
+    return Outcome.succeeded
+
+
+def _run_reference_models(
+    plan: Plan,
+    *,
+    factory: sessionmaker[Session],
+    owner: str,
+    store: ObjectStore,
+    progress: JobProgress,
+    device: torch.device,
+) -> Outcome:
+    """k models on complementary random halves of the training split, so every sample is OUT of k/2."""
+    k = int(plan.job_config["k"])
+    recipe = from_dict(TrainConfig, plan.job_config["recipe"])
+    train = load_dataset(plan.dataset, device=device).train
+    n = len(train)
+    membership = np.zeros((k, n), dtype=bool)
+    for pair in range(k // 2):
+        half = np.random.default_rng(1000 + pair).permutation(n)[: n // 2]
+        membership[2 * pair, half] = True
+        membership[2 * pair + 1] = ~membership[2 * pair]
+    stored: list[StoredObject] = []
+    for i in range(k):
+        subset = train.subset(np.flatnonzero(membership[i]))
+        trained = train_model(plan.arch, subset, replace(recipe, seed=100 + i), device=device, progress=progress,
+                              phase=f"reference {i + 1}/{k}")  # fmt: skip
+        extra = {"model_id": str(plan.model_id), "reference": i, "of": k}
+        stored.append(store.put_bytes(checkpoint_bytes(trained.model, replace(recipe, seed=100 + i), extra=extra)))
+    buffer = io.BytesIO()
+    np.save(buffer, membership, allow_pickle=False)
+    matrix = store.put_bytes(buffer.getvalue())
+    with factory() as session, session.begin():
+        recorded = jobs.complete_reference_models(
+            session, job_id=plan.job_id, owner=owner, membership=matrix, checkpoints=stored, num_train=n
+        )
+    if recorded is None:
+        raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
+    return Outcome.succeeded
