@@ -1,0 +1,284 @@
+"""run_job in-process on a tiny model: claim, unlearn, store, audit and record in one transaction; successive
+versions; leases that expire, are held by another worker or are lost; cancellation; failures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import text
+
+import worker.jobs
+from service.app import create_app
+from service.db import make_engine
+from service.settings import Settings
+from tests.service import tiny
+from tests.service.factories import TenantKey, count_rows
+from unlearning.models import load_checkpoint
+from worker.executor import run_once
+from worker.jobs import Outcome, run_job
+
+IDS = [tiny.sample_id(i) for i in range(40)]
+
+
+@pytest.fixture
+def model(client: TestClient, tenant: TenantKey, data_root: Path) -> dict[str, Any]:
+    return tiny.register_model(client, tenant, data_root)
+
+
+def _run(settings: Settings, job_id: str, **kwargs: Any) -> Outcome:
+    return run_job(uuid.UUID(job_id), settings=settings, device="cpu", **kwargs)
+
+
+def _sql(database_url: str, statement: str, **params: Any) -> list[Any]:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return list(result.mappings()) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def _get(client: TestClient, tenant: TenantKey, path: str) -> dict[str, Any]:
+    response = client.get(path, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_run_job_makes_version_2_whose_checkpoint_matches_its_sha256_and_loads(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:20]).json()
+
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+
+    version = _get(client, tenant, f"/v1/models/{model['id']}/versions/2")
+    assert (version["status"], version["forgotten_count"]) == ("ready", 20)
+    lineage = version["lineage"]
+    assert (lineage["parent_version"], lineage["request_ids"], lineage["method"]) == (1, [request["id"]], "amun")
+    assert lineage["job_id"] == request["job_id"] and lineage["seed"] == 0
+    download = client.get(version["checkpoint"]["download_url"], headers=tenant.headers)
+    assert hashlib.sha256(download.content).hexdigest() == version["checkpoint"]["sha256"]
+    checkpoint = load_checkpoint(download.content)
+    assert checkpoint.extra["version"] == 2 and checkpoint.config["method"] == "amun"
+    assert _get(client, tenant, f"/v1/deletion-requests/{request['id']}")["version"] == 2
+    job = _get(client, tenant, f"/v1/jobs/{request['job_id']}")
+    assert (job["status"], job["percent"], job["result_version"], job["parent_version"]) == ("succeeded", 100.0, 2, 1)
+    metrics = version["metrics"]
+    assert metrics["forget_conf"] < metrics["parent_forget_conf"]
+
+
+def test_version_2_has_its_audit_report_page_and_a_certificate(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:20]).json()
+    _run(settings, request["job_id"])
+    base = f"/v1/models/{model['id']}/versions/2"
+    version = _get(client, tenant, base)
+    report = _get(client, tenant, f"{base}/audit")
+    assert report["context"]["output_sha256"] == version["checkpoint"]["sha256"]
+    assert report["context"]["request_ids"] == [request["id"]] and report["data"]["current"]["n"] == 20
+    page = client.get(f"{base}/audit.html", headers=tenant.headers)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "data:image/png;base64," in page.text
+    signed = settings.model_copy(update={"signing_key": SecretStr(base64.b64encode(bytes(32)).decode())})
+    with TestClient(create_app(signed)) as signing_client:
+        certificate = _get(signing_client, tenant, f"{base}/certificate")
+    assert certificate["summary"]["sha256"] == version["checkpoint"]["sha256"]
+
+
+def test_a_second_request_makes_version_3_from_version_2_without_the_first_samples(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, Any]] = []
+    real = worker.jobs.run_unlearning
+
+    def spy(model_in, forget, retain, cfg, **kwargs):
+        seen.append({"state": {k: v.clone() for k, v in model_in.state_dict().items()},
+                     "forget": set(forget.ids.tolist()), "retain": set(retain.ids.tolist())})  # fmt: skip
+        return real(model_in, forget, retain, cfg, **kwargs)
+
+    monkeypatch.setattr(worker.jobs, "run_unlearning", spy)
+    first = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+    _run(settings, first["job_id"])
+    second = tiny.submit(client, tenant, model["id"], IDS[10:20]).json()
+
+    assert _run(settings, second["job_id"]) == Outcome.succeeded
+
+    version = _get(client, tenant, f"/v1/models/{model['id']}/versions/3")
+    assert (version["lineage"]["parent_version"], version["forgotten_count"]) == (2, 20)
+    v2 = load_checkpoint(client.get(f"/v1/models/{model['id']}/versions/2/checkpoint", headers=tenant.headers).content)
+    assert all(torch.equal(seen[1]["state"][k], v) for k, v in v2.model.state_dict().items())  # started from v2
+    assert seen[1]["forget"] == set(IDS[10:20])
+    assert not seen[1]["retain"] & set(IDS[:20])
+    assert len(seen[1]["retain"]) == tiny.N_TRAIN - 20
+    report = _get(client, tenant, f"/v1/models/{model['id']}/versions/3/audit")
+    assert [entry["label"] for entry in report["models"]["version"]["earlier"]] == ["v2"]
+
+
+def test_a_job_whose_lease_expired_is_claimed_again(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    assert tiny.claim(database_url, request["job_id"], owner="killed-worker", lease_seconds=-1)  # died at once
+
+    assert _run(settings, request["job_id"], owner="rescuer") == Outcome.succeeded
+
+    job = _get(client, tenant, f"/v1/jobs/{request['job_id']}")
+    assert (job["status"], job["attempts"], job["result_version"]) == ("succeeded", 2, 2)
+    types = [e["type"] for e in _sql(database_url, "SELECT type FROM event WHERE subject_type = 'job' ORDER BY seq")]
+    assert types == ["job.queued", "job.started", "job.reclaimed", "job.succeeded"]
+
+
+def test_a_second_claim_of_a_running_job_exits_without_effect(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    assert tiny.claim(database_url, request["job_id"], owner="first-worker")
+    before = _sql(database_url, "SELECT * FROM job")
+    events = count_rows(database_url, "event")
+
+    assert _run(settings, request["job_id"], owner="second-worker") == Outcome.not_claimed
+
+    assert _sql(database_url, "SELECT * FROM job") == before
+    assert count_rows(database_url, "event") == events
+    assert count_rows(database_url, "model_version") == 1
+
+
+def test_a_finished_job_delivered_again_is_not_run_again(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+    assert _run(settings, request["job_id"]) == Outcome.not_claimed
+    assert count_rows(database_url, "model_version") == 2
+
+
+def test_the_cancel_flag_stops_the_job_and_releases_its_samples(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    _sql(database_url, "UPDATE job SET cancel_requested = :yes", yes=True)  # what DELETE /v1/jobs/{id} sets
+
+    assert _run(settings, request["job_id"]) == Outcome.cancelled
+
+    assert _get(client, tenant, f"/v1/jobs/{request['job_id']}")["status"] == "cancelled"
+    read = _get(client, tenant, f"/v1/deletion-requests/{request['id']}")
+    assert (read["status"], read["error"]) == ("failed", "the job was cancelled while it ran")
+    assert count_rows(database_url, "forgotten_sample") == 0
+    assert count_rows(database_url, "model_version") == 1
+
+
+def test_a_failing_job_fails_its_requests_and_releases_their_samples(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, data_root: Path,
+    database_url: str,
+) -> None:  # fmt: skip
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    (data_root / tiny.DATASET_NAME / "train.npz").unlink()  # the data went missing after registration
+
+    assert _run(settings, request["job_id"]) == Outcome.failed
+
+    job = _get(client, tenant, f"/v1/jobs/{request['job_id']}")
+    assert job["status"] == "failed" and "train.npz" in job["error"]
+    read = _get(client, tenant, f"/v1/deletion-requests/{request['id']}")
+    assert read["status"] == "failed" and "train.npz" in read["error"]
+    assert count_rows(database_url, "forgotten_sample") == 0
+
+
+def test_a_worker_that_lost_its_lease_records_nothing_and_leaves_only_an_orphan_file(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    real = worker.jobs.audit_version
+
+    def audit_while_another_worker_takes_over(**kwargs: Any) -> Any:
+        _sql(database_url, "UPDATE job SET lease_owner = 'other-worker'")
+        return real(**kwargs)
+
+    monkeypatch.setattr(worker.jobs, "audit_version", audit_while_another_worker_takes_over)
+
+    assert _run(settings, request["job_id"]) == Outcome.lease_lost
+
+    assert count_rows(database_url, "model_version") == 1
+    assert _get(client, tenant, f"/v1/deletion-requests/{request['id']}")["status"] == "auditing"
+    stored = [p for p in Path(settings.storage_url).rglob("*") if p.is_file()]
+    assert len(stored) == 3  # the original, and the new checkpoint and page nobody refers to
+
+
+def test_amun_without_a_radius_calibrates_once_and_later_versions_reuse_it(
+    client: TestClient, tenant: TenantKey, data_root: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[float] = []
+    real = worker.jobs.calibrate_eps
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        calls.append(result[0])
+        return result
+
+    monkeypatch.setattr(worker.jobs, "calibrate_eps", counting)
+    config = {**tiny.UNLEARN, "attack": {"steps": 10, "calibration_samples": 10}}
+    model = tiny.register_model(client, tenant, data_root, unlearn_config=config)
+    for ids in (IDS[:5], IDS[5:10]):
+        assert _run(settings, tiny.submit(client, tenant, model["id"], ids).json()["job_id"]) == Outcome.succeeded
+
+    assert len(calls) == 1
+    for number in (2, 3):
+        lineage = _get(client, tenant, f"/v1/models/{model['id']}/versions/{number}")["lineage"]
+        assert lineage["hyper_parameters"]["attack"]["eps_init"] == calls[0]
+
+
+def test_reference_models_are_stored_and_later_audits_use_rmia(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    recipe = {"epochs": 2, "lr": 0.05, "batch_size": 32, "augment": {"crop_padding": 0, "hflip": False}}
+    job = client.post(
+        f"/v1/models/{model['id']}/reference-models", json={"k": 2, "recipe": recipe}, headers=tenant.headers
+    ).json()
+    assert _run(settings, job["id"]) == Outcome.succeeded
+    (row,) = _sql(database_url, "SELECT k, num_train FROM reference_set")
+    assert (row["k"], row["num_train"]) == (2, tiny.N_TRAIN)
+
+    request = tiny.submit(client, tenant, model["id"], IDS[:20]).json()
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+
+    metrics = _get(client, tenant, f"/v1/models/{model['id']}/versions/2")["metrics"]
+    assert metrics["rmia_reference_models"] == 2 and 0 <= metrics["rmia_ft_auc"] <= 100
+
+
+def test_an_interrupted_worker_releases_the_lease_for_the_next_one(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    stopping = threading.Event()
+    stopping.set()  # SIGTERM arrived: the job stops at its first progress step
+
+    assert _run(settings, request["job_id"], owner="leaving", stop=stopping) == Outcome.interrupted
+    assert _run(settings, request["job_id"], owner="next") == Outcome.succeeded  # no wait for the lease
+    assert _get(client, tenant, f"/v1/jobs/{request['job_id']}")["attempts"] == 1  # the interrupted one is not counted
+
+
+def test_the_executor_fails_a_job_whose_worker_died_on_every_attempt(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:5]).json()
+    for owner in ("w1", "w2", "w3"):  # each claims, then dies: the lease expires at once
+        assert tiny.claim(database_url, request["job_id"], owner=owner, lease_seconds=-1)
+
+    outcome = run_once(settings, owner="executor", lease_seconds=60, max_attempts=3, stop=threading.Event())
+
+    assert outcome is None  # nothing left to claim
+    job = _get(client, tenant, f"/v1/jobs/{request['job_id']}")
+    assert job["status"] == "failed" and "after 3 attempts" in job["error"]
+    assert _get(client, tenant, f"/v1/deletion-requests/{request['id']}")["status"] == "failed"
+    assert count_rows(database_url, "forgotten_sample") == 0
