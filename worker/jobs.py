@@ -28,6 +28,7 @@ import torch.nn as nn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.datasets import repository as datasets_repo
 from service.db import session_factory
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs
@@ -139,18 +140,15 @@ def _read_plan(session: Session, job_id: uuid.UUID, settings: Settings) -> Plan:
     assert job is not None and job.parent_version_id is not None  # set by the claim
     model = models_repo.get_model_any_tenant(session=session, model_id=job.model_id)
     assert model is not None
-    from service.datasets import repository as datasets_repo
-
     dataset = datasets_repo.get_dataset(session=session, tenant_id=model.tenant_id, dataset_id=model.dataset_id)
     assert dataset is not None
     parent = versions_repo.get_version_by_id(session=session, version_id=job.parent_version_id)
     original = versions_repo.get_version(session=session, model_id=model.id, number=1)
     assert parent is not None and original is not None
-    numbers = {
-        v.id: v.number for v in versions_repo.list_versions(session=session, model_id=model.id, limit=10**6, offset=0)
-    }
+    forgotten = requests_repo.forgotten_by_version(session=session, model_id=model.id)
+    numbers = versions_repo.numbers_of(session=session, version_ids={version_id for _, version_id in forgotten})
     earlier: dict[int, list[str]] = defaultdict(list)
-    for sample_id, version_id in requests_repo.forgotten_by_version(session=session, model_id=model.id):
+    for sample_id, version_id in forgotten:
         earlier[numbers[version_id]].append(sample_id)
     references = models_repo.latest_reference_set(session=session, model_id=model.id)
     return Plan(

@@ -82,7 +82,8 @@ def get_audit(model_id: uuid.UUID, number: int, principal: ReaderTenant, session
 
 @router.get(
     "/{number}/audit.html",
-    response_class=HTMLResponse,
+    # Response, not HTMLResponse: FastAPI would otherwise document the problem answers as text/html too
+    response_class=Response,
     responses={200: {"content": {"text/html": {}}, "description": "the report with its plots"},
                **problem_responses(404, 422, 500)},
 )  # fmt: skip

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from starlette.types import Message, Receive, Scope, Send
 
 from service.app import create_app
 from service.db import make_engine
@@ -49,6 +50,28 @@ def test_request_is_accepted_with_202_location_and_a_gdpr_due_date(
     assert 28 <= (due - created).days <= 31 and due.day == min(created.day, due.day)
     read = client.get(response.headers["location"], headers=tenant.headers).json()
     assert (read["status"], read["job_id"], read["subject_request_id"]) == ("queued", body["job_id"], "ticket-7")
+
+
+def test_202_is_sent_only_after_the_request_is_committed(
+    settings: Settings, tenant: TenantKey, data_root: Path, database_url: str
+) -> None:
+    """Probe the database from another connection at the moment the response starts being sent."""
+    app = create_app(settings)
+    rows_when_response_started: list[int] = []
+
+    async def probing_app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def probing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and scope["path"].endswith("/deletion-requests"):
+                rows_when_response_started.append(count_rows(database_url, "forgotten_sample"))
+            await send(message)
+
+        await app(scope, receive, probing_send)
+
+    with TestClient(probing_app) as client:
+        model = tiny.register_model(client, tenant, data_root)
+        response = tiny.submit(client, tenant, model["id"], IDS)
+    assert response.status_code == 202
+    assert rows_when_response_started == [len(IDS)]
 
 
 def test_ccpa_requests_are_due_in_45_days(client: TestClient, tenant: TenantKey, model: dict[str, Any]) -> None:
