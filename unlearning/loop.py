@@ -21,6 +21,10 @@ from unlearning.progress import Progress, report
 from unlearning.specs import AugmentSpec
 
 
+class TrainingDiverged(ValueError):
+    """The loss became non-finite: the learning rate is too high for this method and model."""
+
+
 @dataclass
 class Part:
     x: torch.Tensor  # N, C, H, W in [0, 1]
@@ -135,7 +139,11 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.item() * len(idx)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"the loss became {value} at epoch {epoch + 1}, step {b + 1} "
+                                       f"(lr {schedule.lr}); lower the learning rate")
+            loss_sum += value * len(idx)
             stats.steps += 1
             stats.samples_seen += len(idx)
             report(progress, phase, stats.steps, total_steps)

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from unlearning.audit.evaluate import evaluate, gaps
 from unlearning.imageset import ImageSet
+from unlearning.loop import TrainingDiverged
 from unlearning.methods import run_unlearning
 from unlearning.progress import Progress
 from unlearning.specs import UnlearnConfig
@@ -24,7 +25,7 @@ class LrChoice:
     retain_access: bool
     subsampled: bool
     grid: list[float]
-    avg_gap_mis: list[float]  # one per grid value, measured on the tuning subset
+    avg_gap_mis: list[float]  # one per grid value, measured on the tuning subset (inf: training diverged)
     lr: float  # the chosen value
     tuning_forget_size: int
 
@@ -52,10 +53,16 @@ def tune_lr(
     scores = []
     for lr in grid:
         cfg = dataclasses.replace(base, lr=lr)
-        result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg,
-                                holdout=holdout, progress=progress)
-        metrics, _ = evaluate(result.model, forget, retain_eval, test)
+        try:
+            result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg,
+                                    holdout=holdout, progress=progress)
+            metrics, _ = evaluate(result.model, forget, retain_eval, test)
+        except TrainingDiverged:
+            scores.append(float("inf"))
+            continue
         scores.append(gaps(metrics, reference)["avg_gap_mis"])
+    if all(np.isinf(scores)):
+        raise TrainingDiverged(f"{base.method}: training diverged at every learning rate of {list(grid)}")
     best = int(np.argmin(scores))
     return LrChoice(base.method, base.retain_access, base.retain_multiple is not None, list(grid), scores,
                     grid[best], len(forget))

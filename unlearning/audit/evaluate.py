@@ -17,6 +17,7 @@ from unlearning.audit.metrics import accuracy, average_gap, predict_logits, true
 from unlearning.audit.mis import mis_score
 from unlearning.audit.rmia import forget_test_auc, rmia_scores, soft_margin_taylor
 from unlearning.imageset import ImageSet
+from unlearning.loop import TrainingDiverged
 
 ACC_KEYS = ("forget_acc", "retain_acc", "test_acc")
 GAP_KEYS_MIS = ACC_KEYS + ("mis",)
@@ -109,6 +110,8 @@ def evaluate(
     f_logits = predict_logits(model, forget.x)
     r_logits = predict_logits(model, retain.x)
     t_logits = predict_logits(model, test.x)
+    if not all(torch.isfinite(z).all() for z in (f_logits, r_logits, t_logits)):
+        raise TrainingDiverged("the model's outputs are not finite: its training diverged")
     conf = Confidences(
         forget=true_class_prob(f_logits, forget.y),
         retain=true_class_prob(r_logits, retain.y),

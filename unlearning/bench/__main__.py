@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "successive": report.fold_successive(out["successive"]),
         "tuning": out["tuning"],
         "total_seconds": out["total_seconds"],
+        "failures": out["failures"],
         "runs": out["rows"],
         "successive_runs": out["successive"],
     }

@@ -61,7 +61,7 @@ CPU = Profile(
     recipe=TrainConfig(epochs=60, lr=0.05, batch_size=128, schedule="cosine",
                        augment=AugmentSpec(crop_padding=2, hflip=True)),
     unlearn=UnlearnConfig(**_FT, augment=AugmentSpec(crop_padding=2, hflip=True)),
-    lr_grid=(0.05, 0.02, 0.01, 0.005),
+    lr_grid=(0.2, 0.1, 0.05, 0.02),
     train_size=4000,
     test_size=4000,
     notes="Fashion-MNIST subset, small CNN; sized for about an hour on 2 CPU cores",

@@ -33,6 +33,7 @@ def fold(runs: list[dict[str, Any]], extra_keys: tuple[str, ...] = ()) -> list[d
         row: dict[str, Any] = dict(zip(GROUP + extra_keys, key))
         row["forget_fraction"] = members[0]["forget_fraction"]
         row["seeds"] = len(members)
+        row["diverged_seeds"] = sum(bool(r.get("diverged")) for r in members)
         row["std"] = {}
         for m in METRICS + ("attack_passes", "attack_pgd50_passes", "speedup_vs_retrain", "epochs_run"):
             if any(m in r for r in members):
@@ -114,11 +115,11 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         sd = r["std"]
         spent = sum(v for k, v in r["seconds"].items() if k != "audit" and v is not None)
+        cell = lambda m: _fmt(r.get(m), sd.get(m))  # noqa: E731
         lines.append(
-            f"| {r['method']} | {setting_name(r)} | {r.get('lr', '-')} | {_fmt(r['forget_acc'], sd['forget_acc'])} "
-            f"| {_fmt(r['retain_acc'], sd['retain_acc'])} | {_fmt(r['test_acc'], sd['test_acc'])} "
-            f"| {_fmt(r['mis'], sd['mis'])} | {_fmt(r.get('rmia_ft_auc'), sd.get('rmia_ft_auc'))} "
-            f"| {_fmt(r['avg_gap_mis'], sd['avg_gap_mis'])} | {_fmt(r.get('avg_gap_rmia'), sd.get('avg_gap_rmia'))} "
+            f"| {r['method']} | {setting_name(r)} | {r.get('lr', '-')} | {cell('forget_acc')} "
+            f"| {cell('retain_acc')} | {cell('test_acc')} | {cell('mis')} | {cell('rmia_ft_auc')} "
+            f"| {cell('avg_gap_mis')} | {cell('avg_gap_rmia')} "
             f"| {spent:.1f} | {_fmt(r.get('attack_pgd50_passes'))} | {_fmt(r.get('speedup_vs_retrain'), digits=1)} |"
         )
     lines += [
@@ -144,10 +145,13 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {_fmt(audited.get('avg_gap_rmia'), sd.get('avg_gap_rmia'))} "
                 f"| {spent:.1f} | {_fmt(e.get('attack_pgd50_passes'))} | {_fmt(e.get('speedup_vs_retrain'), digits=1)} |"
             )
+    if result.get("failures"):
+        lines += ["", "## Runs that did not finish", ""] + [f"- {f}" for f in result["failures"]]
     lines += ["", "## Tuned learning rates (tuning subset, smallest MIS-based gap)", "",
               "| setting | grid | gap per lr | chosen |", "|---|---|---|---|"]
     for key, c in result["tuning"]["lr"].items():
-        lines.append(f"| {key} | {c['grid']} | {[round(g, 2) for g in c['avg_gap_mis']]} | {c['lr']} |")
+        scores = ["diverged" if g is None or not np.isfinite(g) else round(g, 2) for g in c["avg_gap_mis"]]
+        lines.append(f"| {key} | {c['grid']} | {scores} | {c['lr']} |")
     lines += ["", f"![confidence histograms]({result['profile']}-confidence.png)",
               f"![average gap per method]({result['profile']}-gaps.png)", ""]
     return "\n".join(lines)
@@ -177,11 +181,24 @@ def gap_figure(rows: list[dict[str, Any]]):
     return fig
 
 
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN or infinity: a value that is not finite (a diverged run's score) becomes null."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    return obj
+
+
 def write(result: dict[str, Any], panels: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result["profile"]
     json_path = out_dir / f"{name}.json"
-    json_path.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    json_path.write_text(json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
     md_path = out_dir / f"{name}.md"
     md_path.write_text(markdown(result))
     hist = confidence_histograms(

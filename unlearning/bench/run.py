@@ -28,6 +28,7 @@ from unlearning.audit.evaluate import RmiaAudit, evaluate, gaps
 from unlearning.bench.profiles import Profile
 from unlearning.data import Dataset, load_dataset, stratified_subset
 from unlearning.imageset import ImageSet
+from unlearning.loop import TrainingDiverged
 from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
 from unlearning.progress import Progress
@@ -54,6 +55,7 @@ class Bench:
         self.cache_dir = cache_dir
         self.progress = progress
         self.log = log
+        self.failures: list[str] = []  # runs that could not finish (e.g. diverged), reported with the results
 
     # ---- data and trained models ----
 
@@ -132,6 +134,7 @@ class Bench:
             "panels": panels,
             "tuning": self.tuning,
             "original_seconds": original.seconds,
+            "failures": self.failures,
             "total_seconds": time.perf_counter() - started,
         }
 
@@ -205,13 +208,20 @@ class Bench:
         ]
         for key, _ in self.settings():
             cfg = dataclasses.replace(self.config_for(key), seed=seed)
-            result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg,
-                                    holdout=self.val, progress=self.progress(f"seed {seed} {key}"))
-            metrics, conf, audit_seconds = audit(result.model)
+            setting = {"method": cfg.method, "retain_access": cfg.retain_access,
+                       "subsampled": cfg.retain_multiple is not None, "stopping": cfg.stop is not None}
+            try:
+                result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg,
+                                        holdout=self.val, progress=self.progress(f"seed {seed} {key}"))
+                metrics, conf, audit_seconds = audit(result.model)
+            except TrainingDiverged as exc:  # reported as such, never silently dropped
+                rows.append({**base, **setting, "diverged": True, "seconds": {}, "attack_passes": 0,
+                             "speedup_vs_retrain": None, "lr": cfg.lr})
+                self.log(f"seed {seed} {key}: diverged ({exc})")
+                continue
             spent = sum(result.seconds.values())
             rows.append({
-                **base, "method": cfg.method, "retain_access": cfg.retain_access,
-                "subsampled": cfg.retain_multiple is not None, "stopping": cfg.stop is not None, **metrics, **gaps(metrics, ref),
+                **base, **setting, **metrics, **gaps(metrics, ref),
                 "seconds": {**result.seconds, "audit": audit_seconds}, "attack_passes": result.attack_passes,
                 "attack_pgd50_passes": result.attack_passes / (50 * len(forget)),
                 "speedup_vs_retrain": retrain.seconds / spent if spent > 0 else None,
@@ -241,34 +251,48 @@ class Bench:
             cfg = dataclasses.replace(self.config_for(key), seed=seed)
             outcomes = successive_unlearn(model, train, requests, cfg, variant="amun_a", holdout=self.val,
                                           progress=self.progress(f"seed {seed} successive {key}"))
-            for outcome in outcomes:
-                k, result = outcome.index, outcome.result
-                # the retrained reference excludes all requests, so gaps are exact only after the last one
-                last = k == len(requests) - 1
-                audits = []
-                for j in range(k + 1):
-                    metrics, _ = evaluate(result.model, sets[j], retain_eval, self.test_eval, rmia=self.rmia, seed=seed)
-                    audits.append({"request": j, **metrics, **(gaps(metrics, ref[j]) if last else {})})
-                spent = sum(result.seconds.values())
-                out.append({
-                    "seed": seed, "request": k, "method": "amun_a", "retain_access": cfg.retain_access,
-                    "subsampled": cfg.retain_multiple is not None, "stopping": False,
-                    "forget_fraction": self.p.successive_fraction,
-                    "forget_size": size, "lr": cfg.lr,
-                    "current": audits[-1], "earlier": audits[:-1],
-                    "seconds": result.seconds, "attack_passes": result.attack_passes,
-                    "attack_pgd50_passes": result.attack_passes / (50 * size),
-                    "retrain_seconds": retrain.seconds, "retrain_measured_now": retrain.measured_now,
-                    "speedup_vs_retrain": retrain.seconds / spent if spent > 0 else None,
-                })
-                self.log(f"seed {seed} successive {key} request {k + 1}: {spent:.1f} s, "
-                         f"forget acc {audits[-1]['forget_acc']:.1f}")
-        out.append({"seed": seed, "request": len(requests) - 1, "method": "retrain", "retain_access": True,
-                    "subsampled": False, "stopping": False, "forget_fraction": self.p.successive_fraction, "forget_size": size,
-                    "current": {"request": len(requests) - 1, **ref[-1], **gaps(ref[-1], ref[-1])},
-                    "earlier": [{"request": j, **m, **gaps(m, m)} for j, m in enumerate(ref[:-1])],
-                    "seconds": {"train": retrain.seconds}, "attack_passes": 0, "speedup_vs_retrain": 1.0})
+            try:
+                out += self._successive_rows(outcomes, cfg, sets, ref, retain_eval, retrain, seed, size, key)
+            except TrainingDiverged as exc:
+                self.failures.append(f"seed {seed} successive {key}: diverged ({exc})")
+                self.log(self.failures[-1])
+        out.append(self._successive_retrain_row(ref, retrain, seed, size, len(requests)))
         return out
+
+    def _successive_rows(self, outcomes, cfg, sets, ref, retain_eval, retrain, seed, size, key) -> list[dict]:
+        """One entry per request of one setting, auditing the current and every earlier forgotten set."""
+        out = []
+        n_requests = len(sets)
+        for outcome in outcomes:
+            k, result = outcome.index, outcome.result
+            # the retrained reference excludes all requests, so gaps are exact only after the last one
+            last = k == n_requests - 1
+            audits = []
+            for j in range(k + 1):
+                metrics, _ = evaluate(result.model, sets[j], retain_eval, self.test_eval, rmia=self.rmia, seed=seed)
+                audits.append({"request": j, **metrics, **(gaps(metrics, ref[j]) if last else {})})
+            spent = sum(result.seconds.values())
+            out.append({
+                "seed": seed, "request": k, "method": "amun_a", "retain_access": cfg.retain_access,
+                "subsampled": cfg.retain_multiple is not None, "stopping": False,
+                "forget_fraction": self.p.successive_fraction,
+                "forget_size": size, "lr": cfg.lr,
+                "current": audits[-1], "earlier": audits[:-1],
+                "seconds": result.seconds, "attack_passes": result.attack_passes,
+                "attack_pgd50_passes": result.attack_passes / (50 * size),
+                "retrain_seconds": retrain.seconds, "retrain_measured_now": retrain.measured_now,
+                "speedup_vs_retrain": retrain.seconds / spent if spent > 0 else None,
+            })
+            self.log(f"seed {seed} successive {key} request {k + 1}: {spent:.1f} s, "
+                     f"forget acc {audits[-1]['forget_acc']:.1f}")
+        return out
+
+    def _successive_retrain_row(self, ref, retrain, seed, size, n_requests) -> dict:
+        return {"seed": seed, "request": n_requests - 1, "method": "retrain", "retain_access": True,
+                "subsampled": False, "stopping": False, "forget_fraction": self.p.successive_fraction,
+                "forget_size": size, "current": {"request": n_requests - 1, **ref[-1], **gaps(ref[-1], ref[-1])},
+                "earlier": [{"request": j, **m, **gaps(m, m)} for j, m in enumerate(ref[:-1])],
+                "seconds": {"train": retrain.seconds}, "attack_passes": 0, "speedup_vs_retrain": 1.0}
 
 
 def setting_key(method: str, retain_access: bool, subsampled: bool) -> str:
