@@ -161,45 +161,14 @@ def accept(
     session.rollback()
     if body.callback_url is not None:
         validate_callback_url(body.callback_url, settings)
-    known = train_ids.get(dataset, settings.data_root)
+    distinct = _known_distinct_ids(body.sample_ids, train_ids.get(dataset, settings.data_root))
 
-    positions: dict[str, int] = {}
-    for index, sid in enumerate(body.sample_ids):
-        positions.setdefault(sid, index)  # folds duplicates, keeps the order of first appearance
-    distinct = list(positions)
-    _check_known(distinct, known, positions)
-
-    now = utcnow()
-    try:
-        request = repository.insert_request(
-            session=session,
-            tenant_id=principal.tenant_id,
-            model_id=model_id,
-            subject_request_id=body.subject_request_id,
-            idempotency_key=idempotency_key,
-            payload_sha256=digest,
-            regulation=body.regulation,
-            due_at=due_date(body.regulation, now),
-            sample_count=len(distinct),
-            already_forgotten_count=0,
-            status=RequestStatus.received,
-            callback_url=body.callback_url,
-            created_at=now,
-            updated_at=now,
-        )
-    except IntegrityError as exc:
-        if idempotency_key is not None and "idempotency_key" in str(exc.orig):
-            # The unique (model, key) was taken after the check above: the first request with this key
-            # is being handled right now, or committed a moment ago.
-            raise RequestInProgress(
-                "a deletion request with this Idempotency-Key is still being handled; retry shortly to get its answer"
-            ) from None
-        raise
-
+    request = _insert(session, principal=principal, model_id=model_id, body=body, key=idempotency_key,
+                      digest=digest, sample_count=len(distinct))  # fmt: skip
     locked = models_repo.lock_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
     assert locked is not None
     new_ids = repository.claim_samples(
-        session=session, model_id=model_id, request_id=request.id, sample_ids=distinct, now=now
+        session=session, model_id=model_id, request_id=request.id, sample_ids=distinct, now=request.created_at
     )
     already = [sid for sid in distinct if sid not in new_ids]
     request.already_forgotten_count = len(already)
@@ -224,39 +193,100 @@ def accept(
         request.job_id = job.id
         states.transition(session, request, RequestStatus.queued, actor=principal.actor, data={"job_id": job.id})
     else:
-        covering = repository.covering_versions(
-            session=session, model_id=model_id, request_id=request.id, sample_ids=distinct
-        )
-        if covering and None not in covering:  # all forgotten by ready versions: the newest is the first without all
-            numbers = versions_repo.numbers_of(session=session, version_ids=covering)
-            request.version_id = max(numbers, key=numbers.__getitem__)
-        states.transition(
-            session, request, RequestStatus.completed, actor=principal.actor, data={"nothing_to_do": True}
-        )
+        _complete_with_nothing_to_do(session, request, sample_ids=distinct, actor=principal.actor)
 
-    listed = repository.covering_claims(
-        session=session, model_id=model_id, request_id=request.id, sample_ids=already[:LISTED_IDS]
-    )
-    numbers = versions_repo.numbers_of(session=session, version_ids=[row.version_id for row in listed])
-    by_id = {row.sample_id: row for row in listed}
     answer = DeletionRequestAccepted(
         **read_request(session, request).model_dump(),
         duplicate_count=len(body.sample_ids) - len(distinct),
-        already_forgotten=AlreadyForgotten(
-            count=len(already),
-            listed=[
-                ClaimedElsewhere(
-                    sample_id=sid,
-                    request_id=by_id[sid].request_id,
-                    version=numbers.get(by_id[sid].version_id) if by_id[sid].version_id else None,
-                )
-                for sid in already[:LISTED_IDS]
-            ],
-        ),
+        already_forgotten=_already_forgotten(session, request, already),
     ).model_dump(mode="json")
     request.accepted_response = answer
     session.flush()
     return Answer(request.id, _status_code(answer), answer)
+
+
+def _known_distinct_ids(sample_ids: list[str], known: frozenset[str]) -> list[str]:
+    """The IDs without repeats, in the order first submitted; 422 naming them if any is not in the split."""
+    positions: dict[str, int] = {}
+    for index, sid in enumerate(sample_ids):
+        positions.setdefault(sid, index)
+    distinct = list(positions)
+    _check_known(distinct, known, positions)
+    return distinct
+
+
+def _insert(
+    session: Session,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    body: DeletionRequestCreate,
+    key: str | None,
+    digest: str,
+    sample_count: int,
+) -> DeletionRequest:
+    now = utcnow()
+    try:
+        return repository.insert_request(
+            session=session,
+            tenant_id=principal.tenant_id,
+            model_id=model_id,
+            subject_request_id=body.subject_request_id,
+            idempotency_key=key,
+            payload_sha256=digest,
+            regulation=body.regulation,
+            due_at=due_date(body.regulation, now),
+            sample_count=sample_count,
+            already_forgotten_count=0,
+            status=RequestStatus.received,
+            callback_url=body.callback_url,
+            created_at=now,
+            updated_at=now,
+        )
+    except IntegrityError as exc:
+        if key is not None and "idempotency_key" in str(exc.orig):
+            # The unique (model, key) was taken after the check in accept(): the first request with this
+            # key is being handled right now (this insert waited for it), or committed a moment ago.
+            raise RequestInProgress(
+                "a deletion request with this Idempotency-Key is still being handled; retry shortly to get its answer"
+            ) from None
+        raise
+
+
+def _complete_with_nothing_to_do(
+    session: Session, request: DeletionRequest, *, sample_ids: list[str], actor: str
+) -> None:
+    """Every ID was claimed by earlier requests: nothing is queued. If ready versions forgot them all, the
+    newest of those is the first version without them; while some are in flight, the answer names the
+    requests that carry them."""
+    covering = repository.covering_versions(
+        session=session, model_id=request.model_id, request_id=request.id, sample_ids=sample_ids
+    )
+    if covering and None not in covering:
+        numbers = versions_repo.numbers_of(session=session, version_ids=covering)
+        request.version_id = max(numbers, key=numbers.__getitem__)
+    states.transition(session, request, RequestStatus.completed, actor=actor, data={"nothing_to_do": True})
+
+
+def _already_forgotten(session: Session, request: DeletionRequest, already: list[str]) -> AlreadyForgotten:
+    named = already[:LISTED_IDS]
+    claims = repository.covering_claims(
+        session=session, model_id=request.model_id, request_id=request.id, sample_ids=named
+    )
+    numbers = versions_repo.numbers_of(session=session, version_ids=[claim.version_id for claim in claims])
+    by_id = {claim.sample_id: claim for claim in claims}
+    return AlreadyForgotten(
+        count=len(already),
+        listed=[
+            ClaimedElsewhere(
+                sample_id=sid,
+                request_id=by_id[sid].request_id,
+                version=numbers.get(by_id[sid].version_id) if by_id[sid].version_id else None,
+            )
+            for sid in named
+            if sid in by_id  # a claim released by a concurrent cancellation is no longer anyone's
+        ],
+    )
 
 
 def get_request(session: Session, *, principal: Principal, request_id: uuid.UUID) -> DeletionRequest:
