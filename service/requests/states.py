@@ -1,8 +1,10 @@
 """The deletion-request state machine: every change is checked, logged in the event chain and, when the
 request has a callback URL, put in the webhook outbox, all in the caller's transaction.
 
-received -> queued -> running -> auditing -> completed; side exits: rejected (bad IDs), failed, and
-cancelled (only before running). A request whose every ID was already forgotten goes received -> completed.
+received -> queued -> running -> auditing -> completed; side exits: failed, and cancelled (only before
+running). A request whose every ID was already forgotten goes received -> completed. `rejected` exists in
+the ledger's vocabulary but the API never stores it: a request naming unknown IDs is answered 422 and
+leaves the ledger unchanged.
 """
 
 from __future__ import annotations
