@@ -47,6 +47,20 @@ def touch_queued_unlearn_job(*, session: Session, model_id: uuid.UUID) -> uuid.U
     ).scalar_one_or_none()
 
 
+def lock_if_queued(*, session: Session, job_id: uuid.UUID) -> bool:
+    """Row-lock the job if it is still waiting (a claim then waits for this transaction); False otherwise."""
+    return (
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.queued)
+            .values(status=Job.status)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        is not None
+    )
+
+
 def active_jobs(*, session: Session, model_id: uuid.UUID, kind: JobKind) -> list[Job]:
     return list(
         session.execute(

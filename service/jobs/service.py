@@ -153,16 +153,10 @@ def cancel_job(session: Session, *, principal: Principal, job_id: uuid.UUID) -> 
     requested again.
     """
     job = get_job(session, principal=principal, job_id=job_id)
-    waiting = repository.touch_queued_unlearn_job(session=session, model_id=job.model_id)  # locks it if queued
-    if job.kind == JobKind.unlearn and waiting == job.id:
+    if repository.lock_if_queued(session=session, job_id=job.id):  # a claim now waits for this transaction
         _cancel_queued(session, job, actor=principal.actor, reason="the job was cancelled before it started")
         return job
     session.refresh(job)
-    if job.status == JobStatus.queued:  # reference models: no coalescing, so no lock dance needed
-        job.status = JobStatus.cancelled
-        job.finished_at = utcnow()
-        _job_event(session, job, "cancelled", actor=principal.actor, data={"while": "queued"})
-        return job
     if job.status in _TERMINAL:
         raise Conflict(f"job {job.id} has already {JobStatus(job.status).value}")
     if not job.cancel_requested:

@@ -332,7 +332,7 @@ def cancel(session: Session, *, principal: Principal, request_id: uuid.UUID) -> 
     if request.job_id is not None:
         # Lock the waiting job first: a worker's claim then either waits for this cancel or has already
         # started the job (and the request with it), in which case it can no longer be cancelled.
-        jobs_repo.touch_queued_unlearn_job(session=session, model_id=request.model_id)
+        jobs_repo.lock_if_queued(session=session, job_id=request.job_id)
         request = get_request(session, principal=principal, request_id=request_id)
     status = RequestStatus(request.status)
     if status not in states.CANCELLABLE:

@@ -121,3 +121,11 @@ def test_invalid_reference_model_requests_are_422(
     response = client.post(f"/v1/models/{model['id']}/reference-models", json=body, headers=tenant.headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["pointer"] == pointer
+
+
+def test_cancelling_a_finished_job_is_409(client: TestClient, tenant: TenantKey, model: dict[str, Any]) -> None:
+    job = client.post(f"/v1/models/{model['id']}/reference-models", json={"k": 2}, headers=tenant.headers).json()
+    assert client.delete(f"/v1/jobs/{job['id']}", headers=tenant.headers).json()["status"] == "cancelled"
+    again = client.delete(f"/v1/jobs/{job['id']}", headers=tenant.headers)
+    assert again.status_code == 409
+    assert "already cancelled" in again.json()["detail"]
