@@ -66,12 +66,15 @@ class TrainIdCache:
             with self._lock:
                 if dataset.id in self._ids:
                     return self._ids[dataset.id]
-            ids = _load_train_ids(dataset, data_root)
+            try:
+                ids = _load_train_ids(dataset, data_root)
+            finally:
+                with self._lock:
+                    self._loading.pop(dataset.id, None)
             with self._lock:
                 self._ids[dataset.id] = ids
                 while len(self._ids) > self.capacity:
                     self._ids.popitem(last=False)
-                self._loading.pop(dataset.id, None)
             return ids
 
 

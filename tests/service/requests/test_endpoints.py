@@ -292,3 +292,20 @@ def test_a_100000_id_request_is_accepted_in_about_two_seconds(
     # about 2 s on 2 idle cores (the first request also loads the dataset's IDs); margin for a busy machine
     print(f"accepted {n} IDs in {elapsed:.2f} s")
     assert elapsed < 5.0, f"{elapsed:.2f} s"
+
+
+def test_positional_ids_are_checked_without_loading_the_dataset(
+    client: TestClient, tenant: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = client.post("/v1/datasets", json={"name": "digits", "format": "digits"}, headers=tenant.headers).json()
+    model = tiny.upload(client, tenant, tiny.manifest(dataset["id"]), tiny.safetensors_bytes()).json()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("positional IDs need no images")
+
+    monkeypatch.setattr("unlearning.data.load_dataset", refuse)
+    last = str(dataset["num_train"] - 1)
+    assert tiny.submit(client, tenant, model["id"], ["0", last]).status_code == 202
+    response = tiny.submit(client, tenant, model["id"], [str(dataset["num_train"])])
+    assert response.status_code == 422
+    assert f"'{dataset['num_train']}'" in response.json()["detail"]
