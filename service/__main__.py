@@ -40,6 +40,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     migrate(settings.database_url)
+    if not args.no_demo:
+        from service.demo import ensure_demo
+
+        demo = ensure_demo(settings, log=lambda msg: print(msg, file=sys.stderr))
+        if demo is not None:
+            print(f"demo: model {demo.model_id}, admin API key in {demo.key_file} (see README)", file=sys.stderr)
     dispose_engines()  # the executor and the server build their own connections
     executor = None
     if settings.broker_url is None and not args.no_executor:
@@ -145,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument(
         "--no-executor", action="store_true", help="serve the API only; workers elsewhere run the jobs"
+    )
+    serve.add_argument(
+        "--no-demo", action="store_true",
+        help="do not create the demo tenant, dataset and model on first start",
     )
     serve.set_defaults(run=_run)
     commands.add_parser("migrate", help="apply every pending schema migration (alembic upgrade head)").set_defaults(

@@ -18,6 +18,7 @@ from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.callbacks.service import run_delivery_loop
 from service.db import dispose_engines, session_factory
 from service.jobs import service as jobs
 from service.observability import JsonFormatter
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 settings, owner=owner, lease_seconds=args.lease_seconds, max_attempts=args.max_attempts, stop=stop
             )
         else:
+            # webhook callbacks go out from here: the outbox rows were written with each state change
+            threading.Thread(target=run_delivery_loop, args=(stop,), kwargs={"settings": settings},
+                             name="callbacks", daemon=True).start()
             serve(
                 settings,
                 owner=owner,
