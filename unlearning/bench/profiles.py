@@ -18,7 +18,9 @@ class Profile:
     arch: ArchSpec
     recipe: TrainConfig  # the original model's recipe, also used to retrain and for reference models
     unlearn: UnlearnConfig  # shared by every method; lr comes from tuning, eps_init from calibration
-    lr_grid: tuple[float, ...]
+    lr_grid: tuple[float, ...]  # tried with the remaining data (each try costs epochs over D_R)
+    # tried without it: cheap (D_F and D_A only), and the baselines there need much gentler rates
+    lr_grid_no_retain: tuple[float, ...] = (0.1, 0.05, 0.02, 0.01, 0.005, 0.001, 1e-4)
     train_size: int | None = None  # class-balanced subset of the train split; None = all of it
     test_size: int | None = None  # likewise for the test split, which is halved: validation | evaluation
     forget_fraction: float = 0.1
@@ -44,6 +46,7 @@ SMOKE = Profile(
     unlearn=UnlearnConfig(**{**_FT, "epochs": 2, "batch_size": 64}, augment=AugmentSpec(crop_padding=0, hflip=False),
                           attack=AttackConfig(steps=10, calibration_samples=20)),
     lr_grid=(0.05,),
+    lr_grid_no_retain=(0.05, 0.005),
     train_size=300,
     forget_fraction=0.1,
     successive_requests=2,

@@ -153,7 +153,8 @@ class Bench:
         reference, _ = evaluate(reference_model, forget, retain_eval, self.val)
         choices = {}
         for key, cfg in self.settings():
-            choice = tune_lr(model, cfg, list(self.p.lr_grid), forget=forget, retain=retain, retain_eval=retain_eval,
+            grid = self.p.lr_grid if cfg.retain_access else self.p.lr_grid_no_retain
+            choice = tune_lr(model, cfg, list(grid), forget=forget, retain=retain, retain_eval=retain_eval,
                              test=self.val, reference=reference, holdout=self.val,
                              progress=self.progress(f"tune {key}"))
             choices[key] = choice
