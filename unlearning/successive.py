@@ -57,7 +57,8 @@ def successive_unlearn(
         ids = np.asarray(ids, dtype=str)
         already = np.intersect1d(ids, forgotten)
         if len(already):
-            raise ValueError(f"request {k} repeats {len(already)} already forgotten samples, e.g. {already[:5].tolist()}")
+            raise ValueError(f"request {k} repeats {len(already)} already forgotten samples, "
+                             f"e.g. {already[:5].tolist()}")
         forget = train.subset(train.positions(ids))
         retain = remaining(train, np.concatenate([forgotten, ids])) if cfg.retain_access else None
         extra = {}

@@ -67,11 +67,13 @@ class RmiaAudit:
         ])
         # soft_margin_taylor leaves (0, 1] for very low logits (see its docstring): say how often it happened
         self.last_outside_share = float(np.mean(~((target > 0) & (target <= 1))))
-        ref = np.concatenate([self.ref_train[:, f_pos], self.ref_test[:, t_pos], self.ref_test[:, self._pop_pos]], axis=1)
-        ref_in = np.concatenate([self.ref_in_train[:, f_pos], np.zeros((self.k, len(t_pos) + len(self._pop_pos)), bool)],
-                                axis=1)
+        ref = np.concatenate([self.ref_train[:, f_pos], self.ref_test[:, t_pos], self.ref_test[:, self._pop_pos]],
+                             axis=1)
+        never_in = np.zeros((self.k, len(t_pos) + len(self._pop_pos)), bool)  # test points trained no reference
+        ref_in = np.concatenate([self.ref_in_train[:, f_pos], never_in], axis=1)
         population = np.arange(len(f_pos) + len(t_pos), len(target))
-        scores = rmia_scores(target, ref, ref_in, population, mode=self.mode, offline_a=self.offline_a, gamma=self.gamma)
+        scores = rmia_scores(target, ref, ref_in, population, mode=self.mode, offline_a=self.offline_a,
+                             gamma=self.gamma)
         return forget_test_auc(scores[: len(f_pos)], scores[len(f_pos): len(f_pos) + len(t_pos)], seeds=seeds)
 
 

@@ -54,7 +54,8 @@ def soft_margin_taylor(
     This is the authors' code (privacy_meter's get_taylor with n=4 is this cubic). An odd-degree t is
     negative below its real root (about -1.596 for order 4), so with T=2 and m=0.6 a true-class logit
     under about -2.0 or another logit under about -3.2 can push P outside (0, 1), even below 0; small
-    nets trained without label smoothing or strong weight decay reach such logits routinely. The value is returned unclipped, as the reference does, and a
+    nets trained without label smoothing or strong weight decay reach such logits routinely. The value is
+    returned unclipped, as the reference does, and a
     RuntimeWarning counts the samples concerned so that a report can say so.
     """
     if temperature <= 0:

@@ -20,7 +20,8 @@ from unlearning.specs import UnlearnConfig
 from unlearning.unlearn import UnlearnResult, check_retain, finetune, result_from, retain_part
 
 
-def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: float, batch_size: int = 512) -> torch.Tensor:
+def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: float,
+                     batch_size: int = 512) -> torch.Tensor:
     """The model's prediction at the FGSM point x + bound * sign(grad CE) of each sample."""
     was_training = model.training
     model.eval()

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": profile.name,
         "profile_notes": profile.notes,
         "machine": machine(device),
-        "command": "python -m unlearning.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": "python -m unlearning.bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "seeds": list(profile.seeds),
         "successive_requests": profile.successive_requests,
         "successive_fraction": profile.successive_fraction,

@@ -124,7 +124,8 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"## Successive requests ({result['successive_requests']} x {100 * result['successive_fraction']:g}% of the data, AMUN-A)",
+        f"## Successive requests ({result['successive_requests']} x {100 * result['successive_fraction']:g}%"
+        " of the data, AMUN-A)",
         "",
         "Gaps are to a model retrained without all requests, so they are given after the last request only.",
         "",
@@ -143,7 +144,8 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {_fmt(audited['mis'], sd['mis'])} | {_fmt(audited.get('rmia_ft_auc'), sd.get('rmia_ft_auc'))} "
                 f"| {_fmt(audited.get('avg_gap_mis'), sd.get('avg_gap_mis'))} "
                 f"| {_fmt(audited.get('avg_gap_rmia'), sd.get('avg_gap_rmia'))} "
-                f"| {spent:.1f} | {_fmt(e.get('attack_pgd50_passes'))} | {_fmt(e.get('speedup_vs_retrain'), digits=1)} |"
+                f"| {spent:.1f} | {_fmt(e.get('attack_pgd50_passes'))} "
+                f"| {_fmt(e.get('speedup_vs_retrain'), digits=1)} |"
             )
     if result.get("failures"):
         lines += ["", "## Runs that did not finish", ""] + [f"- {f}" for f in result["failures"]]

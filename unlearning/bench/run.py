@@ -146,7 +146,8 @@ class Bench:
         retain_eval = self.retain_eval(retain, seed=999)
         eps_init, passes = calibrate_eps(model, forget.x, forget.y, self.p.unlearn.attack,
                                          generator=seeded_generator(0))
-        self.log(f"calibrated eps_init = {eps_init:.4g} ({passes} attack passes on {self.p.unlearn.attack.calibration_samples} samples)")
+        self.log(f"calibrated eps_init = {eps_init:.4g} ({passes} attack passes on "
+                 f"{self.p.unlearn.attack.calibration_samples} samples)")
         self.base = dataclasses.replace(
             self.p.unlearn, attack=dataclasses.replace(self.p.unlearn.attack, eps_init=eps_init))
         reference_model = self.trained("retrain (tuning)", retain).model
@@ -201,10 +202,12 @@ class Bench:
         orig, orig_conf, orig_audit = audit(model)
         base = {"seed": seed, "forget_fraction": self.p.forget_fraction, "forget_size": len(forget)}
         rows = [
-            {**base, "method": "retrain", "retain_access": True, "subsampled": False, "stopping": False, **ref, **gaps(ref, ref),
+            {**base, "method": "retrain", "retain_access": True, "subsampled": False, "stopping": False,
+             **ref, **gaps(ref, ref),
              "seconds": {"train": retrain.seconds, "audit": ref_audit}, "retrain_measured_now": retrain.measured_now,
              "attack_passes": 0, "speedup_vs_retrain": 1.0},
-            {**base, "method": "original", "retain_access": False, "subsampled": False, "stopping": False, **orig, **gaps(orig, ref),
+            {**base, "method": "original", "retain_access": False, "subsampled": False, "stopping": False,
+             **orig, **gaps(orig, ref),
              "seconds": {"audit": orig_audit}, "attack_passes": 0, "speedup_vs_retrain": None},
         ]
         for key, _ in self.settings():
@@ -248,7 +251,8 @@ class Bench:
         sets = [train.subset(train.positions(r)) for r in requests]
         ref = [evaluate(retrain.model, s, retain_eval, self.test_eval, rmia=self.rmia, seed=seed)[0] for s in sets]
         out = []
-        for key in (setting_key("amun", True, False), setting_key("amun", True, True), setting_key("amun", False, False)):
+        keys = (setting_key("amun", True, False), setting_key("amun", True, True), setting_key("amun", False, False))
+        for key in keys:
             cfg = dataclasses.replace(self.config_for(key), seed=seed)
             outcomes = successive_unlearn(model, train, requests, cfg, variant="amun_a", holdout=self.val,
                                           progress=self.progress(f"seed {seed} successive {key}"))
