@@ -1,4 +1,4 @@
-"""Operational endpoints: liveness with a database check, and Prometheus metrics."""
+"""Operational endpoints: liveness with a database check, and Prometheus metrics (HTTP and job ledger)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.db import ping
 from service.deps import SessionDep
 from service.errors import ServiceUnavailable, problem_responses
+from service.metrics import ledger_registry
 
 router = APIRouter(tags=["operations"])
 
@@ -36,4 +37,9 @@ def check_health(session: SessionDep) -> Health:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
 )
 def export_metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """The app's HTTP metrics and the ledger's job metrics; the latter are left out while the database is down."""
+    state = request.app.state
+    # Two registries, one page: the text format is a sequence of families, and the names do not overlap.
+    # The ledger's is read fresh on every scrape (this runs on the thread pool, so its query blocks no one).
+    body = generate_latest(state.metrics.registry) + generate_latest(ledger_registry(state.settings.database_url))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
