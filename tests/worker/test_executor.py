@@ -1,9 +1,13 @@
 """End to end: `python -m service run` (uvicorn on a free port plus the local executor subprocess) serves two
 successive deletion requests; the new versions download, verify and load, and the forgotten samples' confidence
-falls toward the test level while test accuracy holds."""
+falls toward the test level while test accuracy holds. Each version's evidence is served complete (audit JSON,
+the page with its plot, a certificate that `verify-certificate` accepts and rejects once altered), `python -m
+service demo` walks the README's flow on the demo model the service set up, /metrics counts the jobs, and
+`verify-events` accepts the event chain and names the row an attacker altered."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -14,22 +18,46 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import torch
+from sqlalchemy import make_url, select
 
+from service.db import session_factory
 from service.settings import Settings
+from service.tables import Event
 from tests.service import tiny
-from tests.service.factories import make_tenant
+from tests.service.factories import make_tenant, tamper_with_event
 from unlearning.audit.metrics import accuracy, predict_logits, true_class_prob
+from unlearning.audit.report import REPORT_SCHEMA
 from unlearning.models import build_model, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 90.0
 JOB_TIMEOUT_S = 120.0
+CLI_TIMEOUT_S = 60.0
+DEMO_TIMEOUT_S = 300.0  # one unlearning job on the demo's 4,000 images, with its audit
+# every top-level key of an audit report (unlearning.audit.report.build_report)
+REPORT_SECTIONS = (
+    "schema", "context", "data", "rmia", "models", "confidence_bins", "gap_to_retrained", "thresholds", "checks",
+    "failed_checks", "verdict",
+)  # fmt: skip
+# the section headings of the audit page (unlearning.audit.report.render_html)
+PAGE_SECTIONS = {
+    "checks": "Checks against the stated thresholds",
+    "current": "The samples forgotten by this version",
+    "earlier": "Samples forgotten earlier",
+    "rmia": "Membership-inference attack",
+    "retrained": "Gap to a retrained reference",
+    "histograms": "Confidence histograms",
+    "data": "Data",
+    "context": "Process and provenance",
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _free_port() -> int:
@@ -46,11 +74,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class RunningService:
+    base: str  # http://127.0.0.1:<port>
+    log: Path  # the server's and the executor's output
+    env: dict[str, str]  # the server's environment: the CLI commands run with the same UNLEARN_* settings
+    var: Path  # the folder of the signing key, the demo's key and demo.json
+
+
 @pytest.fixture
-def running_service(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The service as an operator starts it; stopped by PID (SIGTERM), which must also stop its executor."""
-    port = _free_port()
-    log = tmp_path / "service.log"
+def service_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "UNLEARN_DATABASE_URL": settings.database_url,
@@ -60,6 +93,19 @@ def running_service(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, P
         "UNLEARN_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": "1",  # two busy cores: one intra-op thread per process
     }
+    env.pop("UNLEARN_SIGNING_KEY", None)
+    if make_url(settings.database_url).get_backend_name() != "sqlite":
+        # as on a server deployment: one configured key (the embedded default creates its key file instead)
+        env["UNLEARN_SIGNING_KEY"] = base64.b64encode(os.urandom(32)).decode("ascii")
+    return env
+
+
+@pytest.fixture
+def running_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[RunningService]:
+    """The service as an operator starts it; stopped by PID (SIGTERM), which must also stop its executor."""
+    port = _free_port()
+    log = tmp_path / "service.log"
+    env = service_env
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "service", "run", "--host", "127.0.0.1", "--port", str(port)],
@@ -77,7 +123,7 @@ def running_service(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, P
                 pass
             assert time.monotonic() < deadline, f"the service did not start:\n{log.read_text()}"
             time.sleep(0.3)
-        yield base, log
+        yield RunningService(base=base, log=log, env=env, var=tmp_path)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -114,10 +160,91 @@ def _download(http: httpx.Client, model_id: str, number: int) -> torch.nn.Module
     return load_checkpoint(response.content).model.eval()
 
 
+def _cli(service: RunningService, *args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """`python -m service ARGS` with the server's settings, from the folder the server was started in."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=REPO, env=service.env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def _check_evidence(http: httpx.Client, service: RunningService, model_id: str, number: int) -> dict[str, Any]:
+    """The version's audit report, page and certificate are complete; the certificate verifies and an altered
+    copy does not. Returns the report."""
+    path = f"/v1/models/{model_id}/versions/{number}"
+    report = http.get(f"{path}/audit").json()
+    missing = [key for key in REPORT_SECTIONS if key not in report]
+    assert not missing, f"version {number}'s report lacks {missing}"
+    assert report["schema"] == REPORT_SCHEMA and report["context"]["version"] == number
+    assert report["verdict"] in ("pass", "fail") and report["checks"]
+    assert report["failed_checks"] == [check["name"] for check in report["checks"] if not check["passed"]]
+    assert (report["verdict"] == "pass") == (not report["failed_checks"])
+    for check in report["checks"]:
+        assert {"name", "value", "limit", "passed"} <= check.keys()
+
+    page = http.get(f"{path}/audit.html")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for anchor, heading in PAGE_SECTIONS.items():
+        assert f'<h2 id="{anchor}">{heading}</h2>' in page.text, f"the page lacks the section {heading!r}"
+    image = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page.text)
+    assert image is not None, "the page embeds no PNG"
+    assert base64.b64decode(image.group(1)).startswith(PNG_SIGNATURE)
+
+    certificate = http.get(f"{path}/certificate")
+    assert certificate.status_code == 200
+    file = service.var / f"certificate-v{number}.json"
+    file.write_bytes(certificate.content)
+    verified = _cli(service, "verify-certificate", str(file))
+    assert verified.returncode == 0 and verified.stdout.startswith("valid:"), verified.stdout + verified.stderr
+    # one byte of the summary: a hex digit of the checkpoint's sha256 it attests
+    raw = certificate.content
+    digest = certificate.json()["summary"]["sha256"].encode()
+    assert raw.count(digest) == 1
+    at = raw.index(digest)
+    altered = raw[:at] + (b"1" if raw[at : at + 1] == b"0" else b"0") + raw[at + 1 :]
+    assert sum(a != b for a, b in zip(raw, altered, strict=True)) == 1
+    file.write_bytes(altered)
+    rejected = _cli(service, "verify-certificate", str(file))
+    assert rejected.returncode == 1, rejected.stdout + rejected.stderr
+    assert rejected.stdout.startswith("invalid: the signature does not match the summary"), rejected.stdout
+    return report
+
+
+def _scrape(base: str) -> dict[str, float]:
+    """The /metrics samples as 'name{labels}' -> value, labels as the service writes them."""
+    lines = httpx.get(f"{base}/metrics", timeout=30).text.splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line and line[0] != "#"}
+
+
+def _check_demo_walkthrough(service: RunningService) -> None:
+    """`python -m service demo` on the demo model the service set up on its first start (default key file)."""
+    out = service.var / "demo-out"
+    demo = _cli(service, "demo", "--url", service.base, "--count", "3", "--out", str(out), timeout=DEMO_TIMEOUT_S)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "matches the ETag" in demo.stdout and "certificate: valid Ed25519 signature" in demo.stdout
+    assert re.search(r"^ok: version 2, audit verdict (pass|fail)$", demo.stdout, re.MULTILINE), demo.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["audit-v2.html", "certificate-v2.json", "v2.safetensors"]
+
+
+def _check_event_chain(service: RunningService, database_url: str) -> None:
+    """`verify-events` accepts the chain the run wrote, then names the one row altered behind its back."""
+    intact = _cli(service, "verify-events")
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    counted = re.fullmatch(r"ok: (\d+) events\n", intact.stdout)
+    assert counted is not None, intact.stdout
+    seq = int(counted.group(1)) // 2  # a row in the middle of the chain
+    with session_factory(database_url)() as session:
+        event_id = session.execute(select(Event.id).where(Event.seq == seq)).scalar_one()
+    tamper_with_event(database_url, seq=seq)
+    broken = _cli(service, "verify-events")
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert broken.stdout.startswith(f"broken at event seq {seq} (id {event_id}): content does not match"), broken.stdout
+
+
 def test_two_successive_requests_through_a_running_service(
-    running_service: tuple[str, Path], settings: Settings, database_url: str, data_root: Path
+    running_service: RunningService, settings: Settings, database_url: str, data_root: Path
 ) -> None:
-    base, _ = running_service
+    base = running_service.base
     tenant = make_tenant(database_url, "acme")
     first_ids = [tiny.sample_id(i) for i in range(0, 40, 2)]
     second_ids = [tiny.sample_id(i) for i in range(1, 41, 2)]
@@ -140,6 +267,22 @@ def test_two_successive_requests_through_a_running_service(
         v3_lineage = http.get(f"/v1/models/{model_id}/versions/3").json()["lineage"]
         assert v3_lineage["parent_version"] == 2 and v3_lineage["request_ids"] == [second.json()["id"]]
         v2, v3 = _download(http, model_id, 2), _download(http, model_id, 3)
+
+        v2_report = _check_evidence(http, running_service, model_id, 2)
+        v3_report = _check_evidence(http, running_service, model_id, 3)
+    assert v2_report["data"]["earlier"] == []
+    # successive unlearning: version 3's audit re-checks the samples of the first request (forgotten by v2)
+    assert v3_report["data"]["earlier"] == [{"label": "v2", "n": len(first_ids)}]
+    assert [entry["label"] for entry in v3_report["models"]["version"]["earlier"]] == ["v2"]
+    assert "loss_auc.earlier[v2]" in [check["name"] for check in v3_report["checks"]]
+
+    _check_demo_walkthrough(running_service)
+    metrics = _scrape(base)
+    assert metrics["unlearning_ledger_up"] == 1.0
+    # two unlearning jobs of the test's model and one of the demo's
+    assert metrics['unlearning_jobs{kind="unlearn",status="succeeded"}'] == 3.0
+    assert metrics['unlearning_job_duration_seconds_count{kind="unlearn"}'] == 3.0
+    _check_event_chain(running_service, database_url)
 
     original = build_model(tiny.ARCH)
     original.load_state_dict(tiny.trained_state())
