@@ -55,8 +55,8 @@ def soft_margin_taylor(
     negative below its real root (about -1.596 for order 4), so with T=2 and m=0.6 a true-class logit
     under about -2.0 or another logit under about -3.2 can push P outside (0, 1), even below 0; small
     nets trained without label smoothing or strong weight decay reach such logits routinely. The value is
-    returned unclipped, as the reference does, and a
-    RuntimeWarning counts the samples concerned so that a report can say so.
+    returned unclipped, as the reference does, and a RuntimeWarning counts the samples concerned so that a
+    report can say so (evaluate.RmiaAudit reports the share as rmia_signal_outside_share).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -130,7 +130,9 @@ def _check_signals(
     return target, ref, ref_in, population
 
 
-def reference_signal(ref: np.ndarray, ref_in: np.ndarray, *, mode: str = "offline", offline_a: float = 0.3) -> np.ndarray:
+def reference_signal(
+    ref: np.ndarray, ref_in: np.ndarray, *, mode: str = "offline", offline_a: float = 0.3
+) -> np.ndarray:
     """P(x), the reference models' estimate of a point's signal (N,), from ref (k, N) and ref_in (k, N).
 
     "online": the mean over all references (meant for references of which about half saw each point).
@@ -146,7 +148,9 @@ def reference_signal(ref: np.ndarray, ref_in: np.ndarray, *, mode: str = "offlin
     if ref.ndim != 2 or ref.shape[0] < 1:
         raise ValueError(f"ref must have shape (k, N) with k >= 1 reference models, got {ref.shape}")
     if ref_in.shape != ref.shape or ref_in.dtype != np.bool_:
-        raise ValueError(f"ref_in must be a boolean array of ref's shape {ref.shape}, got {ref_in.dtype} {ref_in.shape}")
+        raise ValueError(
+            f"ref_in must be a boolean array of ref's shape {ref.shape}, got {ref_in.dtype} {ref_in.shape}"
+        )
     if mode == "online":
         return ref.mean(axis=0)
     out = ~ref_in  # k, N
