@@ -31,3 +31,23 @@ def test_attack_on_gpu_matches_its_contract(tiny_model, digits):
         assert torch.equal(model.eval()(adv.x).argmax(1), adv.y)
     assert ((adv.x - x).flatten(1).norm(dim=1) <= adv.eps + 1e-5).all()
     tiny_model.to("cpu")
+
+
+def test_training_keeps_data_and_model_on_the_gpu(digits, tiny_arch):
+    from unlearning.specs import TrainConfig
+    from unlearning.train import train_model
+
+    train = digits.train.to("cuda")
+    result = train_model(tiny_arch, train, TrainConfig(epochs=2, batch_size=64, augment=AugmentSpec(1, True)),
+                         device="cuda")
+    assert next(result.model.parameters()).is_cuda
+    with torch.no_grad():
+        assert result.model.eval()(train.x[:8]).is_cuda
+
+
+def test_the_smoke_benchmark_runs_end_to_end_on_the_gpu(tmp_path):
+    from unlearning.bench.__main__ import main
+
+    assert main(["--profile", "smoke", "--device", "cuda", "--out", str(tmp_path), "--no-cache", "--quiet"]) == 0
+    assert "GPU" in (tmp_path / "smoke.json").read_text()
+    assert not (tmp_path / "smoke.partial.json").exists()

@@ -61,31 +61,48 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    command = "python -m unlearning.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+    def result_of(out: dict) -> dict:
+        return {
+            "profile": profile.name,
+            "profile_notes": profile.notes,
+            "machine": machine(device),
+            "command": command,
+            "seeds": list(profile.seeds),
+            "successive_requests": profile.successive_requests,
+            "successive_fraction": profile.successive_fraction,
+            "rows": report.fold(out["rows"]),
+            "successive": report.fold_successive(out["successive"]),
+            "tuning": out["tuning"],
+            "total_seconds": out["total_seconds"],
+            "failures": out["failures"],
+            "runs": out["rows"],
+            "successive_runs": out["successive"],
+        }
+
+    partial = args.out / f"{profile.name}.partial.json"
+
+    def snapshot(out: dict) -> None:
+        """The results so far, so a run stopped early (a time limit, a lost machine) keeps what it measured."""
+        args.out.mkdir(parents=True, exist_ok=True)
+        partial.write_text(report.to_json({**result_of(out), "complete": False}))
+
+    if device.type == "cuda":
+        # fixed input shapes throughout: let cuDNN pick the fastest convolution algorithms once
+        torch.backends.cudnn.benchmark = True
     bench = Bench(profile, device=str(device), cache_dir=None if args.no_cache else args.cache,
-                  progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log)
+                  progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log,
+                  snapshot=snapshot)
     try:
         out = bench.run()
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    result = {
-        "profile": profile.name,
-        "profile_notes": profile.notes,
-        "machine": machine(device),
-        "command": "python -m unlearning.bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "seeds": list(profile.seeds),
-        "successive_requests": profile.successive_requests,
-        "successive_fraction": profile.successive_fraction,
-        "rows": report.fold(out["rows"]),
-        "successive": report.fold_successive(out["successive"]),
-        "tuning": out["tuning"],
-        "total_seconds": out["total_seconds"],
-        "failures": out["failures"],
-        "runs": out["rows"],
-        "successive_runs": out["successive"],
-    }
+    result = result_of(out)
     for path in report.write(result, out["panels"], args.out):
         log(f"wrote {path}")
+    partial.unlink(missing_ok=True)
     return 0
 
 

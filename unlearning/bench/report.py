@@ -196,11 +196,15 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def to_json(result: dict[str, Any]) -> str:
+    return json.dumps(_finite(result), indent=1, allow_nan=False) + "\n"
+
+
 def write(result: dict[str, Any], panels: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result["profile"]
     json_path = out_dir / f"{name}.json"
-    json_path.write_text(json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
+    json_path.write_text(to_json(result))
     md_path = out_dir / f"{name}.md"
     md_path.write_text(markdown(result))
     hist = confidence_histograms(

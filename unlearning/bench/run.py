@@ -49,8 +49,10 @@ class Trained:
 
 class Bench:
     def __init__(self, profile: Profile, *, device: str, cache_dir: Path | None, progress: ProgressFactory,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], snapshot: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.p = profile
+        # called with the results so far after each seed, so a run cut short still leaves its measurements
+        self.snapshot = snapshot
         self.device = torch.device(device)
         self.cache_dir = cache_dir
         self.progress = progress
@@ -121,22 +123,23 @@ class Bench:
         tuning_ids = rng.permutation(train.ids)[:n_forget]  # never evaluated on
         pool = np.setdiff1d(train.ids, tuning_ids)
         self.tuning = self.tune(original.model, tuning_ids)
-        rows, panels = [], {}
+        rows, panels, successive = [], {}, []
+
+        def results() -> dict[str, Any]:
+            return {"rows": rows, "successive": successive, "panels": panels, "tuning": self.tuning,
+                    "original_seconds": original.seconds, "failures": self.failures,
+                    "total_seconds": time.perf_counter() - started}
+
         for seed in self.p.seeds:
             forget_ids = np.random.default_rng(seed).permutation(pool)[:n_forget]
             rows += self.forget_once(original.model, forget_ids, seed, panels)
-        successive = []
+            if self.snapshot:
+                self.snapshot(results())
         for seed in self.p.seeds:
             successive += self.successive(original.model, pool, seed)
-        return {
-            "rows": rows,
-            "successive": successive,
-            "panels": panels,
-            "tuning": self.tuning,
-            "original_seconds": original.seconds,
-            "failures": self.failures,
-            "total_seconds": time.perf_counter() - started,
-        }
+            if self.snapshot:
+                self.snapshot(results())
+        return results()
 
     def tune(self, model: nn.Module, tuning_ids: np.ndarray) -> dict[str, Any]:
         """eps_init by the 95% rule and every method's lr, on the tuning subset T only."""
