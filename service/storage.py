@@ -1,8 +1,13 @@
-"""Content-addressed object storage through fsspec: a local folder by default, any fsspec URL otherwise.
+"""Content-addressed object storage through fsspec: a local folder by default, S3-compatible object storage
+(or any fsspec URL) when configured.
 
-An object lives at <root>/sha256/<first two hex digits>/<sha256>. Writes go to a temporary name, are
-flushed to disk and renamed to that address, so a reader never sees half an object and a crash leaves at
-most an orphan temporary file. Reads verify the checksum the ledger recorded.
+An object lives at <root>/sha256/<first two hex digits>/<sha256>, written once and never changed. In a
+local folder, a write goes to a temporary name, is flushed to disk and renamed to that address. In an
+object store (S3 and its kind) there is no rename, and none is needed: a PUT is atomic, so the bytes are
+hashed first (a streamed input is spooled to local disk meanwhile) and sent once, straight to the address,
+unless an object is already there. Other fsspec filesystems get a temporary name and a move. Either way a
+reader never sees half an object. Every read verifies the sha256 the ledger recorded and raises
+StorageError, naming the object, when it is missing or differs.
 
 It lives in service/ rather than worker/ because the API stores uploaded originals and streams
 checkpoints too, and service/ never imports worker/.
@@ -12,15 +17,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import fsspec
+from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 CHUNK_BYTES = 1024 * 1024
+# filesystems whose writes become visible whole at close (S3 PUT/CompleteMultipartUpload, GCS, Azure blobs)
+OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 
 
 class StorageError(Exception):
@@ -29,22 +41,39 @@ class StorageError(Exception):
 
 @dataclass(frozen=True)
 class StoredObject:
-    uri: str  # fsspec URL of the object, e.g. file:///srv/unlearning/checkpoints/sha256/ab/ab12...
+    uri: str  # fsspec URL of the object, e.g. file:///srv/unlearning/checkpoints/sha256/ab/ab12... or s3://...
     sha256: str
     size_bytes: int
 
 
 class ObjectStore:
-    def __init__(self, url: str) -> None:
-        self.fs, root = fsspec.core.url_to_fs(url)
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        """url: a local folder or fsspec URL; options: fsspec storage options for it (for s3://, e.g.
+        {"client_kwargs": {"endpoint_url": "http://minio:9000"}}; credentials may also come from AWS_*)."""
+        self.options = dict(options or {})
+        self.fs, root = fsspec.core.url_to_fs(url, **self.options)
         self.local = isinstance(self.fs, LocalFileSystem)
+        self.object_store = not self.local and bool(_protocols(self.fs) & OBJECT_STORE_PROTOCOLS)
         # a relative local folder is pinned now, so the URIs in the ledger do not depend on the cwd
         self.root = os.path.abspath(root) if self.local else root.rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ObjectStore:
+        return cls(settings.storage_url, settings.storage_options)
 
     def _address(self, sha256: str) -> str:
         return f"{self.root}/sha256/{sha256[:2]}/{sha256}"
 
+    def _stored(self, sha256: str, size: int) -> StoredObject:
+        return StoredObject(uri=self.fs.unstrip_protocol(self._address(sha256)), sha256=sha256, size_bytes=size)
+
+    # -- writes
+
     def put_bytes(self, data: bytes) -> StoredObject:
+        if self.object_store:
+            sha256 = hashlib.sha256(data).hexdigest()
+            self._put_object(sha256, lambda final: self.fs.pipe_file(final, data))
+            return self._stored(sha256, len(data))
         return self.put_chunks([data])
 
     def put_file(self, file: BinaryIO) -> StoredObject:
@@ -52,20 +81,36 @@ class ObjectStore:
         return self.put_chunks(iter(lambda: file.read(CHUNK_BYTES), b""))
 
     def put_chunks(self, chunks: Iterable[bytes]) -> StoredObject:
-        digest = hashlib.sha256()
-        size = 0
+        if self.object_store:
+            return self._put_spooled(chunks)
+        return self._put_renamed(chunks)
+
+    def _put_spooled(self, chunks: Iterable[bytes]) -> StoredObject:
+        # The address is known only once the last byte is hashed, and an object store cannot rename
+        # cheaply (a move is a server-side copy and a delete): spool locally, then upload once.
+        with tempfile.NamedTemporaryFile(prefix="unlearn-put-") as spool:
+            sha256, size = _copy_hashing(chunks, spool)
+            spool.flush()
+            self._put_object(sha256, lambda final: self.fs.put_file(spool.name, final))
+        return self._stored(sha256, size)
+
+    def _put_object(self, sha256: str, upload: Callable[[str], object]) -> None:
+        """Upload to the content address unless an object is there; the PUT (or the completion of a
+        multipart upload, which s3fs aborts on failure) makes the whole object visible at once."""
+        final = self._address(sha256)
+        self.fs.invalidate_cache(final)  # a cached listing must not hide an object removed since
+        if not self.fs.exists(final):
+            upload(final)
+
+    def _put_renamed(self, chunks: Iterable[bytes]) -> StoredObject:
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
         self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
         try:
             with self.fs.open(tmp, "wb") as out:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+                sha256, size = _copy_hashing(chunks, out)
                 if self.local:
                     out.flush()
                     os.fsync(out.fileno())  # the bytes are on disk before the name points at them
-            sha256 = digest.hexdigest()
             final = self._address(sha256)
             if self.fs.exists(final):
                 # Same content, same address: an earlier write (or a crashed job's orphan) already holds it.
@@ -76,50 +121,94 @@ class ObjectStore:
                     os.replace(tmp, final)  # atomic on one filesystem
                     _fsync_dir(os.path.dirname(final))  # the rename itself survives a power cut
                 else:
-                    self.fs.mv(tmp, final)  # object stores make the destination visible at once
+                    self.fs.mv(tmp, final)
         except BaseException:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
             raise
-        return StoredObject(uri=self.fs.unstrip_protocol(final), sha256=sha256, size_bytes=size)
+        return self._stored(sha256, size)
+
+    # -- reads
 
     def read_bytes(self, uri: str, sha256: str) -> bytes:
         """The whole object, after checking it against its recorded sha256."""
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = self._locate(uri)
         try:
             data = fs.cat_file(path)
         except FileNotFoundError:
-            raise StorageError(f"object {uri} is missing from storage") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise StorageError(f"object {uri} is corrupt: sha256 {actual} != recorded {sha256}")
+            raise StorageError(_missing(uri)) from None
+        _check(uri, hashlib.sha256(data).hexdigest(), sha256)
         return data
 
     def verify(self, uri: str, sha256: str) -> None:
         """Hash the object a chunk at a time; raise StorageError if it is missing or differs."""
         digest = hashlib.sha256()
-        for chunk in self._chunks(uri):
+        for chunk in _chunks(*self._locate(uri), uri):
             digest.update(chunk)
-        if digest.hexdigest() != sha256:
-            raise StorageError(f"object {uri} is corrupt: sha256 {digest.hexdigest()} != recorded {sha256}")
+        _check(uri, digest.hexdigest(), sha256)
 
     def iter_verified(self, uri: str, sha256: str) -> Iterator[bytes]:
         """The object's chunks for streaming; verified in full first, so corrupt bytes are never sent."""
-        self.verify(uri, sha256)
-        return self._chunks(uri)
-
-    def _chunks(self, uri: str) -> Iterator[bytes]:
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = self._locate(uri)
+        if isinstance(fs, LocalFileSystem):
+            self.verify(uri, sha256)  # a second local read is cheap
+            return _chunks(fs, path, uri)
+        # Remote: one download, spooled to local disk while it is hashed, then served from the spool.
+        spool = tempfile.TemporaryFile(prefix="unlearn-get-")
         try:
-            handle = fs.open(path, "rb")
-        except FileNotFoundError:
-            raise StorageError(f"object {uri} is missing from storage") from None
+            actual, _ = _copy_hashing(_chunks(fs, path, uri), spool)
+            _check(uri, actual, sha256)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return _drain(spool)
 
-        def generate() -> Iterator[bytes]:
-            with handle:
-                yield from iter(lambda: handle.read(CHUNK_BYTES), b"")
+    def _locate(self, uri: str) -> tuple[AbstractFileSystem, str]:
+        """The filesystem and path of a recorded URI: this store's own filesystem (and its options) when the
+        protocol matches, else the URL's defaults (an object recorded before storage moved elsewhere)."""
+        protocol = fsspec.core.split_protocol(uri)[0] or "file"
+        if protocol in _protocols(self.fs):
+            return self.fs, fsspec.core.strip_protocol(uri)
+        return fsspec.core.url_to_fs(uri)
 
-        return generate()
+
+def _protocols(fs: AbstractFileSystem) -> set[str]:
+    return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+
+
+def _missing(uri: str) -> str:
+    return f"object {uri} is missing from storage"
+
+
+def _check(uri: str, actual: str, recorded: str) -> None:
+    if actual != recorded:
+        raise StorageError(f"object {uri} is corrupt: checksum mismatch, sha256 {actual} != recorded {recorded}")
+
+
+def _copy_hashing(chunks: Iterable[bytes], out: IO[bytes]) -> tuple[str, int]:
+    """Write the chunks to out; their sha256 (hex) and total size."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        out.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _chunks(fs: AbstractFileSystem, path: str, uri: str) -> Iterator[bytes]:
+    # opened now, so a missing object is reported by the call rather than at the first chunk
+    try:
+        handle = fs.open(path, "rb")
+    except FileNotFoundError:
+        raise StorageError(_missing(uri)) from None
+    return _drain(handle)
+
+
+def _drain(handle: IO[bytes]) -> Iterator[bytes]:
+    with handle:
+        yield from iter(lambda: handle.read(CHUNK_BYTES), b"")
 
 
 def _fsync_dir(path: str) -> None:

@@ -291,7 +291,7 @@ def run_job(
         try:
             with factory() as session:
                 plan = _read_plan(session, job_id, settings)
-            store = ObjectStore(settings.storage_url)
+            store = ObjectStore.from_settings(settings)
             run = _run_unlearn if plan.kind == JobKind.unlearn else _run_reference_models
             return run(plan, factory=factory, owner=owner, store=store, progress=progress,
                        device=torch.device(device) if device is not None else default_device())  # fmt: skip

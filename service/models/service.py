@@ -146,7 +146,7 @@ def register_model(session: Session, *, principal: Principal, settings: Settings
         config={},  # the original's training recipe is not known to the service
         extra={"model_id": str(model_id), "version": 1, "source": "upload", "uploaded_sha256": uploaded_sha256},
     )
-    stored = ObjectStore(settings.storage_url).put_bytes(data)
+    stored = ObjectStore.from_settings(settings).put_bytes(data)
 
     model = repository.insert_model(
         session=session,

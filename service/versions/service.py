@@ -132,7 +132,7 @@ def audit_page(settings: Settings, version: ModelVersion) -> bytes:
     if version.audit_html_uri is None or version.audit_html_sha256 is None:
         raise NotFound(f"version {version.number} has no audit page")
     try:
-        return ObjectStore(settings.storage_url).read_bytes(version.audit_html_uri, version.audit_html_sha256)
+        return ObjectStore.from_settings(settings).read_bytes(version.audit_html_uri, version.audit_html_sha256)
     except StorageError as exc:
         log.error("audit page unavailable", extra={"version_id": str(version.id), "error": str(exc)})
         raise CheckpointUnavailable(
@@ -146,7 +146,7 @@ def checkpoint_chunks(settings: Settings, version: ModelVersion) -> Iterator[byt
     if version.status != VersionStatus.ready or version.checkpoint_uri is None or version.sha256 is None:
         raise Conflict(f"version {version.number} is {VersionStatus(version.status).value}; it has no checkpoint yet")
     try:
-        return ObjectStore(settings.storage_url).iter_verified(version.checkpoint_uri, version.sha256)
+        return ObjectStore.from_settings(settings).iter_verified(version.checkpoint_uri, version.sha256)
     except StorageError as exc:
         log.error("checkpoint unavailable", extra={"version_id": str(version.id), "error": str(exc)})
         raise CheckpointUnavailable(

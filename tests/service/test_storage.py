@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import uuid
 from pathlib import Path
 
 import pytest
 
+from service.settings import Settings
 from service.storage import ObjectStore, StorageError
 
 
@@ -41,7 +43,7 @@ def test_a_corrupted_object_is_refused(tmp_path: Path) -> None:
     stored = store.put_bytes(b"original bytes")
     path = tmp_path / "sha256" / stored.sha256[:2] / stored.sha256
     path.write_bytes(b"tampered bytes")
-    with pytest.raises(StorageError, match="corrupt"):
+    with pytest.raises(StorageError, match=f"object {stored.uri} is corrupt: checksum mismatch"):
         store.read_bytes(stored.uri, stored.sha256)
     with pytest.raises(StorageError, match="corrupt"):
         store.iter_verified(stored.uri, stored.sha256)
@@ -65,3 +67,25 @@ def test_a_failed_write_leaves_no_object(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="disk full"):
         store.put_chunks(chunks())
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_the_settings_storage_options_reach_the_filesystem(tmp_path: Path) -> None:
+    settings = Settings(storage_url=str(tmp_path / "objects"), storage_options={"auto_mkdir": False})
+    store = ObjectStore.from_settings(settings)
+    assert store.options == {"auto_mkdir": False}
+    assert store.fs.auto_mkdir is False
+    assert store.read_bytes(store.put_bytes(b"x").uri, hashlib.sha256(b"x").hexdigest()) == b"x"
+
+
+def test_another_fsspec_filesystem_stores_through_a_temporary_name_and_a_move() -> None:
+    store = ObjectStore(f"memory://objects-{uuid.uuid4().hex}")
+    stored = store.put_bytes(b"in memory")
+    assert stored.uri == f"memory://{store.root}/sha256/{stored.sha256[:2]}/{stored.sha256}"
+    assert store.fs.find(store.root) == [f"{store.root}/sha256/{stored.sha256[:2]}/{stored.sha256}"]
+    assert b"".join(store.iter_verified(stored.uri, stored.sha256)) == b"in memory"
+
+
+def test_an_object_recorded_under_earlier_storage_stays_readable_after_the_url_changes(tmp_path: Path) -> None:
+    stored = ObjectStore(str(tmp_path)).put_bytes(b"written before the move")
+    moved = ObjectStore(f"memory://objects-{uuid.uuid4().hex}")
+    assert moved.read_bytes(stored.uri, stored.sha256) == b"written before the move"
