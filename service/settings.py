@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,10 +20,25 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/unlearning.db"
     # fsspec URL or local folder where checkpoints are stored by content address
     storage_url: str = "./var/checkpoints"
+    # fsspec options for storage_url as JSON, e.g. {"endpoint_url": "http://minio:9000"} for S3-compatible
+    # storage; credentials come from the usual AWS_* variables
+    storage_options: dict[str, Any] = Field(default_factory=dict)
     # the only folder datasets may be registered from; paths in requests are relative to it
     data_root: Path = Path("./var/data")
     # Celery broker (e.g. redis://host:6379/0); None = the embedded local executor
     broker_url: str | None = None
+    # a worker renews its job's lease every third of this; a dead worker's job is requeued this long after
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # claims of one job (the first included) before the sweeper fails it with the reason
+    max_attempts: int = Field(default=3, ge=1)
+    # seconds between sweeps: expired leases requeued, unclaimed queued jobs sent again
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    # a queued job no worker has claimed this long after it was created or last sent is sent again
+    resend_after_seconds: float = Field(default=30.0, gt=0)
+    # one job's compute time: past the soft limit the job fails with that reason; past the hard limit
+    # Celery kills the task process (the sweeper then requeues or fails it)
+    job_soft_time_limit_seconds: int = Field(default=6 * 3600, gt=0)
+    job_time_limit_seconds: int = Field(default=6 * 3600 + 300, gt=0)
     # largest checkpoint upload accepted, in bytes
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     # most sample IDs one deletion request may carry
