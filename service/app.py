@@ -15,6 +15,7 @@ from service.datasets.endpoints import router as datasets_router
 from service.db import dispose_engines
 from service.errors import install_problem_handlers, problem_responses, use_problem_media_type
 from service.health import router as health_router
+from service.jobs import dispatch
 from service.jobs.endpoints import router as jobs_router
 from service.models.endpoints import router as models_router
 from service.observability import HttpMetrics, RequestContextMiddleware, configure_logging
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; settings default to the environment's. Engines are built lazily, in the serving process."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    dispatch.configure(settings)  # jobs created by this app's requests go to Celery when a broker is set
     app = FastAPI(
         title="Unlearning service",
         version="0.1.0",

@@ -301,6 +301,7 @@ class Job(Base):
     config: Mapped[dict[str, Any]]  # everything the worker needs beyond the ids, frozen at enqueue time
     lease_owner: Mapped[str | None] = mapped_column(String(200))  # worker that claimed it
     lease_expires_at: Mapped[datetime | None]  # the sweeper requeues the job once this has passed
+    resent_at: Mapped[datetime | None]  # the sweeper's last re-send to the queue (it waits before another)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)  # checked between steps
     error: Mapped[str | None] = mapped_column(Text)

@@ -92,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds to wait when no job is ready")
     parser.add_argument(
-        "--lease-seconds", type=float, default=jobs.LEASE_SECONDS,
-        help="lease length; a job whose worker dies is claimed again this long after its last heartbeat",
+        "--lease-seconds", type=float, default=None,
+        help="lease length; a job whose worker dies is claimed again this long after its last heartbeat "
+             "(default: UNLEARN_LEASE_SECONDS)",
     )  # fmt: skip
     parser.add_argument(
-        "--max-attempts", type=int, default=jobs.MAX_ATTEMPTS, help="claims of one job before it is failed"
-    )
+        "--max-attempts", type=int, default=None,
+        help="claims of one job before it is failed (default: UNLEARN_MAX_ATTEMPTS)",
+    )  # fmt: skip
     parser.add_argument("--owner", default=None, help="lease owner name (default: host:pid:random)")
     parser.add_argument("--once", action="store_true", help="run at most one job, then exit")
     return parser
@@ -116,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     owner = args.owner or default_owner()
+    lease_seconds = args.lease_seconds or settings.lease_seconds
+    max_attempts = args.max_attempts or settings.max_attempts
     try:
         if args.once:
-            run_once(
-                settings, owner=owner, lease_seconds=args.lease_seconds, max_attempts=args.max_attempts, stop=stop
-            )
+            run_once(settings, owner=owner, lease_seconds=lease_seconds, max_attempts=max_attempts, stop=stop)
         else:
             # webhook callbacks go out from here: the outbox rows were written with each state change
             threading.Thread(target=run_delivery_loop, args=(stop,), kwargs={"settings": settings},
@@ -129,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 owner=owner,
                 poll_interval=args.poll_interval,
-                lease_seconds=args.lease_seconds,
-                max_attempts=args.max_attempts,
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
                 stop=stop,
             )
     finally:

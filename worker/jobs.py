@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from sqlalchemy.exc import SQLAlchemyError
+from billiard.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.datasets import repository as datasets_repo
@@ -74,6 +75,7 @@ class Outcome(enum.StrEnum):
     cancelled = "cancelled"
     lease_lost = "lease_lost"  # the lease expired and another worker took the job: nothing was recorded
     interrupted = "interrupted"  # this worker is shutting down: the lease was released for another
+    database_lost = "database_lost"  # the ledger became unreachable: nothing recorded; retried after the lease
 
 
 class LeaseLost(Cancelled):
@@ -269,13 +271,15 @@ def run_job(
     *,
     settings: Settings | None = None,
     owner: str | None = None,
-    lease_seconds: float = jobs.LEASE_SECONDS,
-    max_attempts: int = jobs.MAX_ATTEMPTS,
+    lease_seconds: float | None = None,
+    max_attempts: int | None = None,
     stop: threading.Event | None = None,
     device: str | torch.device | None = None,
 ) -> Outcome:
     """Claim the job and run it to a recorded outcome; a second delivery of the same id returns not_claimed."""
     settings = settings or get_settings()
+    lease_seconds = lease_seconds or settings.lease_seconds
+    max_attempts = max_attempts or settings.max_attempts
     owner = owner or default_owner()
     stop = stop or threading.Event()
     factory = session_factory(settings.database_url)
@@ -307,6 +311,13 @@ def run_job(
             with factory() as session, session.begin():
                 recorded = jobs.stop_cancelled(session, job_id=job_id, owner=owner)
             return Outcome.cancelled if recorded else Outcome.lease_lost
+        except (OperationalError, InterfaceError):
+            # The connection to the ledger broke (network, failover, restart). The outcome is recorded in
+            # one transaction, so nothing is half-written; the lease runs out and the job is claimed again
+            # (by the sweeper's re-send, or the local executor's next look), counting this attempt.
+            log.warning("lost the database mid-job; it will be retried", extra={"job_id": str(job_id)},
+                        exc_info=True)  # fmt: skip
+            return Outcome.database_lost
         except Exception as exc:
             log.exception("job failed", extra={"job_id": str(job_id)})
             with factory() as session, session.begin():
@@ -315,6 +326,8 @@ def run_job(
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "the job ran past its time limit (UNLEARN_JOB_SOFT_TIME_LIMIT_SECONDS) and was stopped"
     text = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
 

@@ -119,6 +119,34 @@ def next_claimable_job_id(*, session: Session, now: datetime, max_attempts: int)
     ).scalar_one_or_none()
 
 
+def queued_job_ids(*, session: Session, model_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(
+        session.execute(
+            select(Job.id).where(Job.model_id == model_id, Job.status == JobStatus.queued).order_by(Job.created_at)
+        ).scalars()
+    )
+
+
+def unclaimed_jobs(
+    *, session: Session, now: datetime, resend_before: datetime, max_attempts: int
+) -> tuple[list[Job], list[Job]]:
+    """Claimable jobs not sent again since `resend_before`: (running ones whose lease expired, queued ones
+    created before `resend_before`), oldest first, row-locked (skipping rows a claim holds) on PostgreSQL."""
+    not_resent = or_(Job.resent_at.is_(None), Job.resent_at < resend_before)
+    rows = session.execute(
+        select(Job)
+        .where(
+            _claimable(now, max_attempts),
+            not_resent,
+            or_(Job.status == JobStatus.running, Job.created_at < resend_before),
+        )
+        .order_by(Job.created_at, Job.id)
+        .with_for_update(skip_locked=True, of=Job)
+    ).scalars().all()
+    expired = [j for j in rows if j.status == JobStatus.running]
+    return expired, [j for j in rows if j.status == JobStatus.queued]
+
+
 def abandoned_jobs(*, session: Session, now: datetime, max_attempts: int) -> list[Job]:
     """Running jobs whose lease expired after their last allowed attempt: nobody will ever finish them."""
     return list(

@@ -9,6 +9,7 @@ again once its lease has expired, up to MAX_ATTEMPTS claims.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound
 from service.events import service as events
-from service.jobs import repository
+from service.jobs import dispatch, repository
 from service.jobs.schemas import JobRead
 from service.models import repository as models_repo
 from service.requests import repository as requests_repo
 from service.requests import states
+from service.settings import Settings
 from service.storage import StoredObject
 from service.tables import (
     Job,
@@ -36,8 +38,9 @@ from service.tables import (
 from service.tenants.service import Principal
 from service.versions import repository as versions_repo
 
-LEASE_SECONDS = 60.0  # a worker renews its lease every third of this; a dead worker's job waits this long
-MAX_ATTEMPTS = 3  # claims of one job before the sweeper gives up on it
+# the settings' defaults, for callers (tests) that pass none
+LEASE_SECONDS: float = Settings.model_fields["lease_seconds"].default
+MAX_ATTEMPTS: int = Settings.model_fields["max_attempts"].default
 SWEEPER_ACTOR = "sweeper"
 _TERMINAL = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
@@ -85,6 +88,7 @@ def enqueue_unlearn(session: Session, *, model: Model, actor: str) -> Job:
         config={"unlearn_config": model.unlearn_config},
     )
     _job_event(session, job, "queued", actor=actor, data={})
+    dispatch.send_after_commit(session, job.id)
     return job
 
 
@@ -106,6 +110,7 @@ def enqueue_reference_models(
         config={"k": k, "recipe": recipe},
     )
     _job_event(session, job, "queued", actor=actor, data={"k": k, "recipe": recipe})
+    dispatch.send_after_commit(session, job.id)
     return job
 
 
@@ -307,7 +312,7 @@ def complete_unlearn(
         code_version=code_version,
         ready_at=now,
     )
-    _finish(job, JobStatus.succeeded, now)
+    _finish(session, job, JobStatus.succeeded, now)
     job.result_version_id = version.id
     # requests cancelled before the job started are not among those it fulfilled
     requests = [
@@ -366,7 +371,7 @@ def complete_reference_models(
         membership_sha256=membership.sha256,
         checkpoints=[{"uri": c.uri, "sha256": c.sha256, "size_bytes": c.size_bytes} for c in checkpoints],
     )
-    _finish(job, JobStatus.succeeded, utcnow())
+    _finish(session, job, JobStatus.succeeded, utcnow())
     _job_event(
         session,
         job,
@@ -392,7 +397,7 @@ def stop_cancelled(session: Session, *, job_id: uuid.UUID, owner: str) -> bool:
     if job is None:
         return False
     actor = worker_actor(owner)
-    _finish(job, JobStatus.cancelled, utcnow())
+    _finish(session, job, JobStatus.cancelled, utcnow())
     for request in repository.requests_of_job(session=session, job_id=job.id):
         if request.status in (RequestStatus.queued, RequestStatus.running, RequestStatus.auditing):
             states.withdraw(
@@ -411,8 +416,36 @@ def fail_abandoned(session: Session, *, max_attempts: int = MAX_ATTEMPTS) -> int
     return len(abandoned)
 
 
+@dataclass(frozen=True)
+class Sweep:
+    failed: int  # jobs given up on: their lease expired on the last allowed attempt
+    requeued: list[uuid.UUID]  # jobs whose worker stopped renewing their lease, sent again for a retry
+    resent: list[uuid.UUID]  # waiting jobs no worker claimed (their message was lost), sent again
+
+
+def sweep(session: Session, *, resend_after: float, max_attempts: int = MAX_ATTEMPTS) -> Sweep:
+    """One pass of the sweeper (the scaled-out service; the local executor needs none): the ledger says
+    which jobs a worker should be running, and their ids are sent again once this transaction commits.
+
+    A job is sent again at most once per `resend_after` seconds, and a waiting job only once it has
+    waited that long, so that a backlog behind busy workers does not fill the queue with duplicates."""
+    failed = fail_abandoned(session, max_attempts=max_attempts)
+    now = utcnow()
+    expired, waiting = repository.unclaimed_jobs(
+        session=session, now=now, resend_before=now - timedelta(seconds=resend_after), max_attempts=max_attempts
+    )
+    for job in expired:
+        data = {"reason": "lease expired", "attempts": job.attempts, "max_attempts": max_attempts,
+                "previous_owner": job.lease_owner}  # fmt: skip
+        _job_event(session, job, "requeued", actor=SWEEPER_ACTOR, data=data)
+    for job in expired + waiting:
+        job.resent_at = now
+        dispatch.send_after_commit(session, job.id)
+    return Sweep(failed, [j.id for j in expired], [j.id for j in waiting])
+
+
 def _fail(session: Session, job: Job, *, error: str, actor: str) -> None:
-    _finish(job, JobStatus.failed, utcnow())
+    _finish(session, job, JobStatus.failed, utcnow())
     job.error = error
     for request in repository.requests_of_job(session=session, job_id=job.id):
         if request.status in (RequestStatus.queued, RequestStatus.running, RequestStatus.auditing):
@@ -420,7 +453,11 @@ def _fail(session: Session, job: Job, *, error: str, actor: str) -> None:
     _job_event(session, job, "failed", actor=actor, data={"error": error})
 
 
-def _finish(job: Job, status: JobStatus, now: datetime) -> None:
+def _finish(session: Session, job: Job, status: JobStatus, now: datetime) -> None:
+    """End a running job; the model's next waiting job, which could not be claimed while this one ran, is
+    sent to the workers once this transaction commits."""
+    for waiting in repository.queued_job_ids(session=session, model_id=job.model_id):
+        dispatch.send_after_commit(session, waiting)
     job.status = status
     job.finished_at = now
     job.lease_expires_at = None
