@@ -33,6 +33,7 @@ DELIVER_CALLBACKS = "unlearning.deliver_callbacks"
 # The request that created the job has committed; a send that cannot reach Redis quickly gives up and
 # leaves the job to the sweeper rather than holding the HTTP answer.
 SEND_RETRY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.1, "interval_max": 0.2}
+SEND_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -58,7 +59,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             SWEEP: {"queue": CPU_QUEUE},
             DELIVER_CALLBACKS: {"queue": CPU_QUEUE},
         },
-        "worker_hijack_root_logger": False,
     }
 
 
@@ -80,7 +80,11 @@ class CeleryDispatcher:
         from celery import Celery
 
         self.app = Celery("unlearning", set_as_current=False)
-        self.app.conf.update(celery_config(settings))
+        config = celery_config(settings)
+        # a broker that accepts connections but does not answer must not hold an HTTP request: give up in
+        # seconds (workers keep the default, they block on the queue by design)
+        config["broker_transport_options"] = {**config["broker_transport_options"], **SEND_TIMEOUTS}
+        self.app.conf.update(config)
 
     def send(self, job_id: uuid.UUID) -> bool:
         try:

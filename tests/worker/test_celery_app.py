@@ -1,0 +1,357 @@
+"""The scaled-out service under faults: PostgreSQL, a private Redis, and real Celery worker and sweeper
+processes started with docker-compose.yml's commands. Each test is bounded in time and stops every
+process it started by process id.
+
+Jobs here are the tiny digits model with a long AMUN fine-tuning (hundreds of epochs over 300 samples:
+seconds), so that a fault can land in the middle of it. Leases are 4 s and the sweeper runs every second,
+so a dead worker's job is requeued within seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+
+from service.app import create_app
+from service.db import dispose_engines
+from service.jobs import dispatch
+from service.settings import Settings
+from tests.service.conftest import _postgres_url
+from tests.service.factories import TenantKey, make_tenant
+from tests.service.tiny import UNLEARN, register_model, sample_id, submit
+from tests.worker.cluster import (
+    Proc,
+    free_port,
+    start_api,
+    start_blackhole,
+    start_proxy,
+    start_redis,
+    start_sweeper,
+    start_worker,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+JOB_TIMEOUT_S = 240.0  # a whole job on two busy cores, retries included
+# long enough to be caught mid-way on a fast machine, short enough for CI on two cores
+LONG_UNLEARN = {**UNLEARN, "epochs": 400, "lr": 0.01, "gamma": 1.0}
+
+
+@dataclass
+class Cluster:
+    database_url: str
+    redis_port: int
+    env: dict[str, str]
+    settings: Settings
+    client: TestClient
+    tenant: TenantKey
+    data_root: Path
+    logs: Path
+    engine: Engine
+    procs: list[Proc]
+
+    def worker(self, name: str, **env: str) -> Proc:
+        return self._keep(start_worker(name, env={**self.env, **env}, log_dir=self.logs))
+
+    def sweeper(self) -> Proc:
+        return self._keep(start_sweeper(env=self.env, log_dir=self.logs))
+
+    def _keep(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc
+
+    def model(self, **unlearn: Any) -> str:
+        return register_model(self.client, self.tenant, self.data_root, unlearn_config={**LONG_UNLEARN, **unlearn})[
+            "id"
+        ]
+
+    def request(self, model_id: str, first: int, count: int = 5) -> dict[str, Any]:
+        response = submit(self.client, self.tenant, model_id, [sample_id(i) for i in range(first, first + count)])
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    # ---- the ledger, read directly ----
+
+    def one(self, sql: str, **params: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).mappings().one_or_none()
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(text(sql), params).mappings())
+
+    def job(self, job_id: str) -> Any:
+        return self.one("SELECT * FROM job WHERE id = :id", id=uuid.UUID(job_id))
+
+    def job_of(self, request_id: str) -> str:
+        row = self.one("SELECT job_id FROM deletion_request WHERE id = :id", id=uuid.UUID(request_id))
+        return str(row["job_id"])
+
+    def wait_job(self, job_id: str, status: str = "succeeded", timeout: float = JOB_TIMEOUT_S) -> Any:
+        def done() -> Any:
+            job = self.job(job_id)
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                return job
+            return None
+
+        job = wait_for(done, timeout=timeout, what=f"job {job_id} to finish", interval=0.3, logs=self.procs)
+        assert job["status"] == status, f"job {job_id} {job['status']}: {job['error']}"
+        return job
+
+    def wait_phase(self, job_id: str, phase: str) -> Any:
+        def in_phase() -> Any:
+            job = self.job(job_id)
+            assert job["status"] in ("queued", "running"), f"job ended before its {phase} phase: {dict(job)}"
+            return job if job["status"] == "running" and job["phase"] == phase else None
+
+        return wait_for(in_phase, timeout=JOB_TIMEOUT_S, what=f"job {job_id} in phase {phase}", interval=0.1,
+                        logs=self.procs)  # fmt: skip
+
+    def versions(self, model_id: str) -> list[Any]:
+        return self.rows(
+            "SELECT number, parent_id, id, job_id, sha256, status FROM model_version WHERE model_id = :m ORDER BY number",
+            m=uuid.UUID(model_id),
+        )
+
+    def job_events(self, job_id: str) -> list[str]:
+        return [
+            r["event_type"]
+            for r in self.rows("SELECT type AS event_type FROM event WHERE subject_id = :id ORDER BY seq", id=job_id)
+        ]
+
+    def request_status(self, request_id: str) -> str:
+        return self.one("SELECT status FROM deletion_request WHERE id = :id", id=uuid.UUID(request_id))["status"]
+
+
+@pytest.fixture
+def cluster(postgres_template: str, postgres_admin: Engine, tmp_path: Path) -> Iterator[Cluster]:
+    name = f"unlearn_faults_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    database_url = _postgres_url(name)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    redis_port = free_port()
+    procs = [start_redis(redis_port, log_dir=logs)]
+    signing_key = base64.b64encode(os.urandom(32)).decode()
+    env = {
+        **os.environ,
+        "UNLEARN_DATABASE_URL": database_url,
+        "UNLEARN_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "UNLEARN_STORAGE_URL": str(tmp_path / "checkpoints"),
+        "UNLEARN_DATA_ROOT": str(data_root),
+        "UNLEARN_SIGNING_KEY": signing_key,
+        "UNLEARN_LEASE_SECONDS": "4",
+        "UNLEARN_SWEEP_INTERVAL_SECONDS": "1",
+        "UNLEARN_RESEND_AFTER_SECONDS": "3",
+        "UNLEARN_MAX_ATTEMPTS": "3",
+        "UNLEARN_LOG_LEVEL": "INFO",
+        "OMP_NUM_THREADS": "1",  # several torch processes share two cores
+    }
+    settings = Settings(
+        database_url=database_url,
+        broker_url=env["UNLEARN_BROKER_URL"],
+        storage_url=env["UNLEARN_STORAGE_URL"],
+        data_root=data_root,
+        signing_key=signing_key,
+    )
+    engine = create_engine(database_url)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield Cluster(database_url, redis_port, env, settings, client, make_tenant(database_url, "acme"),
+                          data_root, logs, engine, procs)  # fmt: skip
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        dispatch.configure(Settings(database_url=database_url))  # back to the local dispatcher
+        engine.dispose()
+        dispose_engines()
+        with postgres_admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def _lease_holder_pid(job: Any) -> int:
+    """The pool process running the job: the lease owner is host:pid:random."""
+    return int(job["lease_owner"].split(":")[1])
+
+
+def test_a_worker_killed_mid_fine_tuning_is_replaced_and_exactly_one_version_appears(cluster: Cluster) -> None:
+    workers = [cluster.worker("gpu1"), cluster.worker("gpu2")]
+    cluster.sweeper()
+    model_id = cluster.model()
+    accepted = cluster.request(model_id, 0)
+    job_id = cluster.job_of(accepted["id"])
+
+    running = cluster.wait_phase(job_id, "fine-tune")
+    holder = _lease_holder_pid(running)
+    victim = next(w for w in workers if os.getpgid(holder) == w.pid)
+    victim.kill(signal.SIGKILL)  # the pool child and its parent, mid-step
+
+    job = cluster.wait_job(job_id)
+    assert job["attempts"] == 2
+    assert _lease_holder_pid(job) != holder
+    versions = cluster.versions(model_id)
+    assert [v["number"] for v in versions] == [1, 2]
+    assert str(versions[1]["job_id"]) == job_id
+    assert cluster.request_status(accepted["id"]) == "completed"
+    events = cluster.job_events(job_id)
+    assert events.count("job.started") == 1
+    assert "job.requeued" in events and "job.reclaimed" in events
+    assert events.index("job.requeued") < events.index("job.reclaimed") < events.index("job.succeeded")
+
+
+def test_b_two_jobs_of_one_model_never_overlap_and_the_second_starts_from_the_first(cluster: Cluster) -> None:
+    cluster.worker("gpu1")
+    cluster.worker("gpu2")
+    model_id = cluster.model(epochs=150)
+    first = cluster.request(model_id, 0)
+    first_job = cluster.job_of(first["id"])
+    cluster.wait_phase(first_job, "fine-tune")
+    second = cluster.request(model_id, 10)  # the first job is running: this one waits in a job of its own
+    second_job = cluster.job_of(second["id"])
+    assert second_job != first_job
+
+    one = cluster.wait_job(first_job)
+    two = cluster.wait_job(second_job)
+    assert one["finished_at"] <= two["started_at"]
+    assert two["attempts"] == 1  # the early delivery found the model busy and did not count as an attempt
+    versions = {v["number"]: v for v in cluster.versions(model_id)}
+    assert sorted(versions) == [1, 2, 3]
+    assert str(versions[2]["job_id"]) == first_job and str(versions[3]["job_id"]) == second_job
+    assert versions[3]["parent_id"] == versions[2]["id"]
+    assert two["parent_version_id"] == versions[2]["id"]
+
+
+def test_c_a_job_queued_when_redis_restarts_still_runs(cluster: Cluster) -> None:
+    sweeper = cluster.sweeper()
+    model_id = cluster.model(epochs=5)
+    accepted = cluster.request(model_id, 0)  # sent to Redis; no GPU worker is there to take it
+    job_id = cluster.job_of(accepted["id"])
+
+    redis = cluster.procs[0]
+    redis.kill(signal.SIGKILL)  # no persistence: the message is gone
+    cluster.procs[0] = start_redis(cluster.redis_port, log_dir=cluster.logs)
+    cluster.worker("gpu1")
+
+    job = cluster.wait_job(job_id)
+    assert job["attempts"] == 1
+    assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
+    assert cluster.request_status(accepted["id"]) == "completed"
+    assert "re-sent (unclaimed)" in sweeper.log()
+
+
+def test_d_a_task_delivered_twice_runs_once(cluster: Cluster) -> None:
+    workers = [cluster.worker("gpu1"), cluster.worker("gpu2")]
+    model_id = cluster.model(epochs=100)
+    accepted = cluster.request(model_id, 0)
+    job_id = cluster.job_of(accepted["id"])
+    cluster.wait_phase(job_id, "fine-tune")
+    # the same message again while the job runs (to the other worker), and once more after it finished
+    assert dispatch.current().send(uuid.UUID(job_id))
+    cluster.wait_job(job_id)
+    assert dispatch.current().send(uuid.UUID(job_id))
+
+    wait_for(lambda: sum(w.log().count("not_claimed") for w in workers) >= 2, timeout=60,
+             what="both extra deliveries to end without effect", logs=workers)  # fmt: skip
+    job = cluster.job(job_id)
+    assert job["attempts"] == 1
+    assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
+    events = cluster.job_events(job_id)
+    assert events.count("job.started") == 1 and "job.reclaimed" not in events
+    assert events.count("job.succeeded") == 1
+
+
+def test_e_a_job_committed_by_an_api_killed_before_dispatch_is_sent_by_the_sweeper(cluster: Cluster) -> None:
+    cluster.worker("gpu1")
+    cluster.sweeper()
+    model_id = cluster.model(epochs=5)
+    # The API's broker accepts connections and never answers: the request commits, then the send hangs,
+    # and the API is killed in that window.
+    hole_port = free_port()
+    cluster.procs.append(start_blackhole(hole_port, log_dir=cluster.logs))
+    api_port = free_port()
+    api_env = {**cluster.env, "UNLEARN_BROKER_URL": f"redis://127.0.0.1:{hole_port}/0"}
+    api = start_api(api_port, env=api_env, log_dir=cluster.logs)
+    cluster.procs.append(api)
+
+    ids = [sample_id(i) for i in range(5)]
+    key = str(uuid.uuid4())
+    outcome: dict[str, Any] = {}
+
+    def post() -> None:
+        try:
+            outcome["response"] = httpx.post(
+                f"http://127.0.0.1:{api_port}/v1/models/{model_id}/deletion-requests",
+                json={"sample_ids": ids},
+                headers={**cluster.tenant.headers, "Idempotency-Key": key},
+                timeout=60,
+            )
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    committed = wait_for(
+        lambda: cluster.one("SELECT id, job_id FROM deletion_request WHERE model_id = :m", m=uuid.UUID(model_id)),
+        timeout=60, what="the request to commit", interval=0.05, logs=[api],
+    )  # fmt: skip
+    assert "response" not in outcome, "the API answered before it was killed: the window was missed"
+    api.kill(signal.SIGKILL)
+    poster.join(timeout=30)
+    assert "error" in outcome  # the client never got its answer ...
+
+    job = cluster.wait_job(str(committed["job_id"]))  # ... but nothing accepted is lost
+    assert job["attempts"] == 1
+    assert cluster.request_status(str(committed["id"])) == "completed"
+    assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
+    # the client's retry with its idempotency key gets the original answer
+    retried = cluster.client.post(
+        f"/v1/models/{model_id}/deletion-requests",
+        json={"sample_ids": ids},
+        headers={**cluster.tenant.headers, "Idempotency-Key": key},
+    )
+    assert retried.status_code in (200, 202), retried.text
+    assert retried.json()["id"] == str(committed["id"])
+
+
+def test_f_a_worker_cut_off_its_database_mid_job_is_retried_not_half_recorded(cluster: Cluster) -> None:
+    db_port = int(cluster.database_url.rsplit(":", 1)[1].split("/")[0])
+    proxy_port = free_port()
+    proxy = start_proxy(proxy_port, db_port, log_dir=cluster.logs)
+    via_proxy = cluster.database_url.replace(f":{db_port}/", f":{proxy_port}/")
+    worker = cluster.worker("gpu1", UNLEARN_DATABASE_URL=via_proxy)
+    cluster.sweeper()  # reaches the database directly
+    model_id = cluster.model()
+    accepted = cluster.request(model_id, 0)
+    job_id = cluster.job_of(accepted["id"])
+
+    cluster.wait_phase(job_id, "fine-tune")
+    proxy.kill(signal.SIGKILL)  # every connection of the worker drops, mid-job
+    wait_for(lambda: "database_lost" in worker.log(), timeout=60, what="the worker to notice", logs=[worker])
+    # nothing of the interrupted attempt was recorded
+    assert [v["number"] for v in cluster.versions(model_id)] == [1]
+    assert cluster.job(job_id)["status"] == "running"
+    cluster.procs.append(start_proxy(proxy_port, db_port, log_dir=cluster.logs))  # the network comes back
+
+    job = cluster.wait_job(job_id)
+    assert job["attempts"] == 2
+    versions = cluster.versions(model_id)
+    assert [v["number"] for v in versions] == [1, 2]
+    assert cluster.request_status(accepted["id"]) == "completed"
+    events = cluster.job_events(job_id)
+    assert events.count("job.succeeded") == 1 and "job.requeued" in events and "job.reclaimed" in events
