@@ -14,6 +14,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 
+# tests/test_deploy.py validates docker-compose.yml with Debian's docker-compose (no Docker engine needed)
+if ! command -v docker-compose >/dev/null 2>&1; then
+    apt-get install -y -qq docker-compose >/dev/null || echo "warning: could not install docker-compose" >&2
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
 # Architecture contracts (the core imports no web, database or queue code; see pyproject.toml).
