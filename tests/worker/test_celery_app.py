@@ -355,3 +355,14 @@ def test_f_a_worker_cut_off_its_database_mid_job_is_retried_not_half_recorded(cl
     assert cluster.request_status(accepted["id"]) == "completed"
     events = cluster.job_events(job_id)
     assert events.count("job.succeeded") == 1 and "job.requeued" in events and "job.reclaimed" in events
+
+
+def test_g_a_job_past_its_soft_time_limit_fails_with_that_reason(cluster: Cluster) -> None:
+    cluster.worker("gpu1", UNLEARN_JOB_SOFT_TIME_LIMIT_SECONDS="3", UNLEARN_JOB_TIME_LIMIT_SECONDS="120")
+    model_id = cluster.model(epochs=100_000)  # far longer than the limit
+    accepted = cluster.request(model_id, 0)
+    job = cluster.wait_job(cluster.job_of(accepted["id"]), status="failed")
+    assert "time limit" in job["error"]
+    assert job["attempts"] == 1
+    assert [v["number"] for v in cluster.versions(model_id)] == [1]
+    assert cluster.request_status(accepted["id"]) == "failed"
