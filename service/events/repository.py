@@ -12,8 +12,9 @@ from service.tables import Event, EventChainHead
 HEAD_ID = 1
 
 
-def claim_next_seq(*, session: Session) -> tuple[int, str]:
-    """Advance the chain head by one and return (the new event's seq, the previous event's hash).
+def claim_seqs(*, session: Session, count: int = 1) -> tuple[int, str]:
+    """Advance the chain head by `count` and return (the last new event's seq, the hash of the event before
+    the first new one); the new events take seqs last - count + 1 ... last.
 
     The UPDATE takes the head row's lock until commit (PostgreSQL: a row lock, so appenders queue;
     SQLite: the database write lock), which serialises appenders: the chain cannot fork.
@@ -21,7 +22,7 @@ def claim_next_seq(*, session: Session) -> tuple[int, str]:
     row = session.execute(
         update(EventChainHead)
         .where(EventChainHead.id == HEAD_ID)
-        .values(seq=EventChainHead.seq + 1)
+        .values(seq=EventChainHead.seq + count)
         .returning(EventChainHead.seq, EventChainHead.hash)
         .execution_options(synchronize_session=False)
     ).one()
@@ -37,10 +38,10 @@ def set_head_hash(*, session: Session, seq: int, hash_: str) -> None:
     )
 
 
-def insert_event(*, session: Session, event: Event) -> Event:
-    session.add(event)
+def insert_events(*, session: Session, events: list[Event]) -> None:
+    """One INSERT for all of them (SQLAlchemy batches the rows of one flush)."""
+    session.add_all(events)
     session.flush()
-    return event
 
 
 def get_head(*, session: Session) -> EventChainHead:

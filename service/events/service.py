@@ -1,24 +1,30 @@
 """Appending to the hash-chained event log, and verifying it.
 
 Each hash is sha256(prev_hash + canonical JSON of the row's content): altering, removing or
-reordering a row breaks the chain at that row.
+reordering a row breaks the chain at that row. A transaction that records several events can hold them
+back (batched()) and chain them all at its end, in one short step under the chain-head lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import PurePath
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from service.events import repository
 from service.tables import GENESIS_HASH, Event, utcnow
+
+_BATCH = "events.batch"  # session.info key: the events batched() holds back
 
 
 def _encode(value: Any) -> Any:
@@ -73,29 +79,69 @@ def append(
 ) -> Event:
     """Append one event in the caller's transaction; it becomes visible with the state change it records.
 
-    Holds the chain-head lock until the caller commits, so call it last in a transaction.
+    Outside batched() the event is written at once and the chain-head lock is held until the caller
+    commits, so call it last in a transaction. Inside batched() it is written when the batch ends (its
+    seq, created_at and hashes are set then).
     """
     # Round-trip through canonical JSON so the stored document is exactly what was hashed
     # (UUIDs and datetimes as strings, tuples as lists).
-    plain = json.loads(canonical_json(data))
-    session.flush()  # rows the event refers to go first
-    seq, prev_hash = repository.claim_next_seq(session=session)
     event = Event(
         id=uuid.uuid4(),
-        seq=seq,
-        created_at=utcnow(),
         tenant_id=tenant_id,
         actor=actor,
         type=event_type,
         subject_type=subject_type,
         subject_id=str(subject_id),
-        data=plain,
-        prev_hash=prev_hash,
+        data=json.loads(canonical_json(data)),
     )
-    event.hash = chain_hash(prev_hash, content_of(event))
-    repository.insert_event(session=session, event=event)
-    repository.set_head_hash(session=session, seq=seq, hash_=event.hash)
+    pending: list[Event] | None = session.info.get(_BATCH)
+    if pending is not None:
+        pending.append(event)
+    else:
+        _write(session, [event])
     return event
+
+
+@contextlib.contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """Hold back the events appended inside and write them all when the block ends, in order, with one
+    update of the chain head: the lock every appender of every tenant queues on is then taken only at
+    the end of the caller's transaction (end the block right before committing) and for three
+    statements however many events there are. Nested blocks join the outermost one; an exception drops
+    the held-back events with the transaction it leaves to be rolled back.
+    """
+    if _BATCH in session.info:
+        yield
+        return
+    pending: list[Event] = []
+    session.info[_BATCH] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH, None)
+    session.flush()  # the block's own changes surface here (a constraint it broke), events or not
+    if pending:
+        _write(session, pending)
+
+
+def _write(session: Session, events: list[Event]) -> None:
+    """Chain `events` after the current head and insert them: three statements for any number."""
+    session.flush()  # rows the events refer to go first
+    last_seq, prev_hash = repository.claim_seqs(session=session, count=len(events))
+    for seq, event in enumerate(events, start=last_seq - len(events) + 1):
+        event.seq = seq
+        event.created_at = utcnow()
+        event.prev_hash = prev_hash
+        event.hash = prev_hash = chain_hash(prev_hash, content_of(event))
+    repository.insert_events(session=session, events=events)
+    repository.set_head_hash(session=session, seq=last_seq, hash_=prev_hash)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _refuse_commit_inside_batch(session: Session) -> None:
+    # Committing inside batched() would commit the state changes without their events.
+    if _BATCH in session.info:
+        raise RuntimeError("a session was committed inside events.batched(): its held-back events would be lost")
 
 
 @dataclass(frozen=True)

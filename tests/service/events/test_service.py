@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from service.db import make_engine, session_factory
-from service.events.service import append, verify_chain
+from service.events.service import append, batched, verify_chain
 from tests.service.factories import TenantKey, count_rows, tamper_with_event
 
 
@@ -102,3 +104,56 @@ def test_concurrent_appends_never_fork_the_chain(database_url: str) -> None:
     verdict = _verify(database_url)
     assert verdict.ok, str(verdict)
     assert verdict.count == threads * per_thread
+
+
+def _append(session: Any, subject_id: str) -> None:
+    append(session, event_type="test.appended", subject_type="test", subject_id=subject_id, actor="test",
+           tenant_id=None, data={"n": subject_id})  # fmt: skip
+
+
+def _subjects(database_url: str) -> list[str]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT subject_id FROM event ORDER BY seq")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_batched_events_are_chained_in_order_at_the_end_of_the_block(database_url: str) -> None:
+    factory = session_factory(database_url)
+    with factory() as session, session.begin():
+        _append(session, "before")
+    statements: list[str] = []
+    with factory() as session, session.begin():
+        with batched(session):
+            _append(session, "a")
+            with batched(session):  # joins the outer batch
+                _append(session, "b")
+            _append(session, "c")
+            assert count_rows(database_url, "event") == 1  # nothing written yet
+            sa_event.listen(session.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert len(statements) == 3  # one head update, one insert of all three, the head's hash
+    assert _subjects(database_url) == ["before", "a", "b", "c"]
+    verdict = _verify(database_url)
+    assert verdict.ok and verdict.count == 4, str(verdict)
+
+
+def test_a_batch_left_by_an_exception_writes_nothing(database_url: str) -> None:
+    factory = session_factory(database_url)
+    with factory() as session, pytest.raises(ValueError, match="boom"), session.begin(), batched(session):
+        _append(session, "lost")
+        raise ValueError("boom")
+    with factory() as session, session.begin():
+        _append(session, "kept")
+    assert _subjects(database_url) == ["kept"]
+    assert _verify(database_url).ok
+
+
+def test_committing_inside_a_batch_is_refused(database_url: str) -> None:
+    with session_factory(database_url)() as session:
+        with pytest.raises(RuntimeError, match="inside events.batched"), batched(session):
+            _append(session, "held back")
+            session.commit()
+        session.rollback()
+    assert count_rows(database_url, "event") == 0
