@@ -33,9 +33,14 @@ def get_model_by_name(*, session: Session, tenant_id: uuid.UUID, name: str) -> M
 
 def lock_model(*, session: Session, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model | None:
     """The model row, locked until commit on PostgreSQL: deletion requests for one model are accepted one
-    at a time (SQLite has one writer at a time anyway)."""
+    at a time (SQLite has one writer at a time anyway).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: it excludes the other lockers of the model but not the KEY SHARE
+    lock that inserting any row referencing the model takes (a request, a job, a version), so such an
+    insert, here or in another transaction, never waits for it or makes it wait.
+    """
     return session.execute(
-        select(Model).where(Model.id == model_id, Model.tenant_id == tenant_id).with_for_update()
+        select(Model).where(Model.id == model_id, Model.tenant_id == tenant_id).with_for_update(key_share=True)
     ).scalar_one_or_none()
 
 

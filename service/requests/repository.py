@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from service.tables import DeletionRequest, Event, ForgottenSample, UTCDateTime
+from service.tables import Dataset, DeletionRequest, Event, ForgottenSample, Model, UTCDateTime
 
 
 def insert_request(*, session: Session, **columns: Any) -> DeletionRequest:
@@ -50,6 +50,15 @@ def get_request(*, session: Session, tenant_id: uuid.UUID, request_id: uuid.UUID
 def get_by_idempotency_key(*, session: Session, model_id: uuid.UUID, key: str) -> DeletionRequest | None:
     return session.execute(
         select(DeletionRequest).where(DeletionRequest.model_id == model_id, DeletionRequest.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def get_dataset_of_model(*, session: Session, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Dataset | None:
+    """The dataset of one of the tenant's models, in one query; None if the tenant has no such model."""
+    return session.execute(
+        select(Dataset).join(Model, Model.dataset_id == Dataset.id).where(
+            Model.id == model_id, Model.tenant_id == tenant_id
+        )
     ).scalar_one_or_none()
 
 

@@ -19,14 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.callbacks.urls import validate_callback_url
-from service.datasets import repository as datasets_repo
 from service.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from service.events import service as events
 from service.events.service import canonical_json
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs
 from service.models import repository as models_repo
 from service.models.datasets import train_ids
-from service.requests import repository, states
+from service.requests import repository, states, writer_lock
 from service.requests.schemas import (
     AlreadyForgotten,
     ClaimedElsewhere,
@@ -134,8 +134,8 @@ def accept(
     idempotency_key: str | None,
 ) -> Answer:
     """Record the request (or replay the answer its Idempotency-Key already got)."""
-    model = models_repo.get_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
-    if model is None:
+    dataset = repository.get_dataset_of_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
+    if dataset is None:
         raise NotFound(f"no model {model_id}")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise Unprocessable(
@@ -153,8 +153,6 @@ def accept(
             "per request; split them into several requests",
             pointer="#/sample_ids",
         )
-    dataset = datasets_repo.get_dataset(session=session, tenant_id=principal.tenant_id, dataset_id=model.dataset_id)
-    assert dataset is not None  # a model's dataset belongs to its tenant
     # Resolving the callback host and loading the dataset's IDs (a second on first use) are slow:
     # no transaction stays open meanwhile.
     session.expunge(dataset)
@@ -162,11 +160,39 @@ def accept(
     if body.callback_url is not None:
         validate_callback_url(body.callback_url, settings)
     distinct = _known_distinct_ids(body.sample_ids, train_ids.get(dataset, settings.data_root))
+    # The events are chained when the block ends, right before the endpoint commits: the chain head,
+    # which every writer of every tenant queues on, is held for three statements, not the whole accept.
+    with events.batched(session):
+        return _record(
+            session, principal=principal, model_id=model_id, body=body, key=idempotency_key, digest=digest,
+            distinct=distinct,
+        )  # fmt: skip
 
-    request = _insert(session, principal=principal, model_id=model_id, body=body, key=idempotency_key,
-                      digest=digest, sample_count=len(distinct))  # fmt: skip
+
+def _record(
+    session: Session,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    body: DeletionRequestCreate,
+    key: str | None,
+    digest: str,
+    distinct: list[str],
+) -> Answer:
+    # The model's lock before any insert: inserting the request takes a KEY SHARE lock on the model row
+    # (its foreign key), and two accepts that each held one and then asked for the model's lock waited
+    # for each other (a deadlock on PostgreSQL, answered 500).
     locked = models_repo.lock_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
-    assert locked is not None
+    if locked is None:
+        raise NotFound(f"no model {model_id}")
+    writer_lock.hold(session)  # SQLite's stand-in for that lock (see writer_lock)
+    if key is not None:
+        # A retry that waited for the lock while the first request with this key committed gets its answer.
+        earlier = repository.get_by_idempotency_key(session=session, model_id=model_id, key=key)
+        if earlier is not None:
+            return _replay(earlier, digest)
+    request = _insert(session, principal=principal, model_id=model_id, body=body, key=key, digest=digest,
+                      sample_count=len(distinct))  # fmt: skip
     new_ids = repository.claim_samples(
         session=session, model_id=model_id, request_id=request.id, sample_ids=distinct, now=request.created_at
     )
@@ -185,7 +211,7 @@ def accept(
             "sample_ids_sha256": hashlib.sha256("\n".join(sorted(distinct)).encode()).hexdigest(),
             "regulation": body.regulation,
             "due_at": request.due_at,
-            "idempotency_key": idempotency_key,
+            "idempotency_key": key,
         },
     )
     if new_ids:
@@ -200,8 +226,7 @@ def accept(
         duplicate_count=len(body.sample_ids) - len(distinct),
         already_forgotten=_already_forgotten(session, request, already),
     ).model_dump(mode="json")
-    request.accepted_response = answer
-    session.flush()
+    request.accepted_response = answer  # written with the status change, when the events are
     return Answer(request.id, _status_code(answer), answer)
 
 
@@ -269,6 +294,8 @@ def _complete_with_nothing_to_do(
 
 
 def _already_forgotten(session: Session, request: DeletionRequest, already: list[str]) -> AlreadyForgotten:
+    if not already:
+        return AlreadyForgotten(count=0, listed=[])  # the common case: no query
     named = already[:LISTED_IDS]
     claims = repository.covering_claims(
         session=session, model_id=request.model_id, request_id=request.id, sample_ids=named
@@ -326,9 +353,15 @@ def list_events(session: Session, *, principal: Principal, request_id: uuid.UUID
 
 def cancel(session: Session, *, principal: Principal, request_id: uuid.UUID) -> DeletionRequest:
     """Cancel a request whose job has not started; its samples are released. Cancelling twice is a no-op."""
+    with events.batched(session):  # the request's and its job's events, chained together at the end
+        return _cancel(session, principal=principal, request_id=request_id)
+
+
+def _cancel(session: Session, *, principal: Principal, request_id: uuid.UUID) -> DeletionRequest:
     request = get_request(session, principal=principal, request_id=request_id)
     if request.status == RequestStatus.cancelled:
         return request
+    writer_lock.hold(session)
     if request.job_id is not None:
         # Lock the waiting job first: a worker's claim then either waits for this cancel or has already
         # started the job (and the request with it), in which case it can no longer be cancelled.

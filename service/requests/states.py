@@ -58,7 +58,8 @@ def transition(
     request.updated_at = utcnow()
     if to == S.completed:
         request.completed_at = request.updated_at
-    session.flush()
+    # No flush of its own: the event's append flushes (or, batched, the batch does at its end), so a
+    # request changed twice in one transaction is updated once.
     _record(
         session,
         request,

@@ -309,3 +309,73 @@ def test_positional_ids_are_checked_without_loading_the_dataset(
     response = tiny.submit(client, tenant, model["id"], [str(dataset["num_train"])])
     assert response.status_code == 422
     assert f"'{dataset['num_train']}'" in response.json()["detail"]
+
+
+def test_concurrent_requests_for_one_model_are_all_accepted_and_claim_each_sample_once(
+    settings: Settings, tenant: TenantKey, data_root: Path, database_url: str
+) -> None:
+    """Clients of their own post overlapping requests for one model at the same moment: none fails (on
+    PostgreSQL a lock-order mistake showed as a deadlock, HTTP 500), and every sample has one claim, held
+    by the request that reported it new."""
+    app = create_app(settings)
+    with TestClient(app) as client:
+        model = tiny.register_model(client, tenant, data_root)
+        tiny.submit(client, tenant, model["id"], [IDS[0]])  # loads the dataset's IDs before the race
+    ids = [tiny.sample_id(i) for i in range(1, 86)]
+    slices = [ids[i * 10 : i * 10 + 15] for i in range(8)]  # 5 shared with the next, 5 of its own: never 200
+    start = threading.Barrier(len(slices))
+    answers: list[Any] = [None] * len(slices)
+
+    def post(index: int) -> None:
+        with TestClient(app) as own_client:
+            start.wait(timeout=60)
+            answers[index] = tiny.submit(own_client, tenant, model["id"], slices[index])
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(slices))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert [a.status_code for a in answers] == [202] * len(slices), [a.text for a in answers if a.status_code != 202]
+    bodies = [a.json() for a in answers]
+    assert sum(b["new_sample_count"] for b in bodies) == len(ids)
+    assert len({b["job_id"] for b in bodies}) == 1  # all coalesced into the one waiting job
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT sample_id, request_id FROM forgotten_sample WHERE sample_id != :first"), {"first": IDS[0]}
+            ).all()
+    finally:
+        engine.dispose()
+    assert sorted(sid for sid, _ in rows) == sorted(ids)  # each sample once
+    claimed_by = {sid: str(uuid.UUID(str(request_id))) for sid, request_id in rows}
+    for body, sample_ids in zip(bodies, slices, strict=True):
+        mine = {sid for sid in sample_ids if claimed_by[sid] == body["id"]}
+        assert len(mine) == body["new_sample_count"]
+
+
+def test_concurrent_retries_with_one_idempotency_key_all_get_the_first_answer(
+    settings: Settings, tenant: TenantKey, data_root: Path, database_url: str
+) -> None:
+    """Retries racing the first request wait for the model's lock, then find its committed answer."""
+    app = create_app(settings)
+    with TestClient(app) as client:
+        model = tiny.register_model(client, tenant, data_root)
+        tiny.submit(client, tenant, model["id"], [IDS[0]])  # loads the dataset's IDs before the race
+    start = threading.Barrier(4)
+    answers: list[Any] = [None] * 4
+
+    def post(index: int) -> None:
+        with TestClient(app) as own_client:
+            start.wait(timeout=60)
+            answers[index] = tiny.submit(own_client, tenant, model["id"], IDS[1:6], key="same-key")
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert count_rows(database_url, "deletion_request") == 2
