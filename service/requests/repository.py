@@ -79,21 +79,20 @@ def claim_samples(
 ) -> set[str]:
     """Insert a forgotten_sample row for every ID not yet claimed for the model; return the IDs inserted.
 
-    One INSERT ... SELECT over the array, skipping conflicts on the unique (model_id, sample_id): an ID an
+    One INSERT ... SELECT over the array, skipping conflicts on the key (model_id, sample_id): an ID an
     earlier request claimed is neither inserted nor an error, and concurrent claims cannot both win.
     """
     if _is_postgres(session):
         statement = text(
-            "INSERT INTO forgotten_sample (id, model_id, sample_id, request_id, created_at) "
-            "SELECT gen_random_uuid(), :model_id, s, :request_id, :now FROM unnest(CAST(:ids AS text[])) AS s "
+            "INSERT INTO forgotten_sample (model_id, sample_id, request_id, created_at) "
+            "SELECT :model_id, s, :request_id, :now FROM unnest(CAST(:ids AS text[])) AS s "
             "ON CONFLICT (model_id, sample_id) DO NOTHING RETURNING sample_id"
         ).bindparams(bindparam("ids", list(sample_ids), type_=ARRAY(String)))
     else:
-        # SQLite keeps UUIDs as 32 hex digits (SQLAlchemy's Uuid); `WHERE true` lets the parser tell the
-        # upsert clause from a join constraint.
+        # `WHERE true` lets SQLite's parser tell the upsert clause from a join constraint.
         statement = text(
-            "INSERT INTO forgotten_sample (id, model_id, sample_id, request_id, created_at) "
-            "SELECT lower(hex(randomblob(16))), :model_id, value, :request_id, :now FROM json_each(:ids) WHERE true "
+            "INSERT INTO forgotten_sample (model_id, sample_id, request_id, created_at) "
+            "SELECT :model_id, value, :request_id, :now FROM json_each(:ids) WHERE true "
             "ON CONFLICT (model_id, sample_id) DO NOTHING RETURNING sample_id"
         ).bindparams(bindparam("ids", json.dumps(list(sample_ids))))
     statement = statement.bindparams(
