@@ -1,13 +1,19 @@
-"""The operator CLI (`python -m service`): migrate, create-tenant, verify-events, and one-line errors."""
+"""The operator CLI (`python -m service`): migrate, create-tenant, verify-events, run, and one-line errors."""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -109,3 +115,67 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: database error:")
     assert result.stderr.count("\n") == 1
+
+
+def test_run_serves_with_the_number_of_workers_asked_for(
+    use_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.update(kwargs))
+    use_database(f"sqlite:///{tmp_path / 'run.db'}")
+    sigterm = signal.getsignal(signal.SIGTERM)  # `run` installs its own handler
+    try:
+        assert main(["run", "--no-demo", "--no-executor"]) == 0
+        assert served["workers"] == 1  # the default: the embedded SQLite ledger wants one process
+        assert main(["run", "--no-demo", "--no-executor", "--workers", "2"]) == 0
+        assert served["workers"] == 2 and served["factory"] is True
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+
+
+def test_workers_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--workers", "0"])
+    assert "expected at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_with_two_workers_serves_and_stops_on_sigterm(database_url: str, tmp_path: Path) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several API processes are for PostgreSQL")
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("UNLEARN_")},
+        "UNLEARN_DATABASE_URL": database_url,
+        "UNLEARN_SIGNING_KEY": base64.b64encode(b"k" * 32).decode(),
+        "UNLEARN_STORAGE_URL": str(tmp_path / "checkpoints"),
+    }
+    argv = [sys.executable, "-m", "service", "run", "--port", str(port), "--workers", "2", "--no-demo", "--no-executor"]
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, server.communicate()[0][-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer /healthz"
+            time.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, output[-2000:]
+    assert output.count("Started server process") == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
