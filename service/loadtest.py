@@ -3,8 +3,10 @@
 For each backend (the embedded default, and PostgreSQL + Redis) it makes a fresh ledger, starts the real
 server as a subprocess on loopback, and measures: the claim latency of an idle worker; N concurrent
 clients each posting deletion requests and reading them back (requests per second and p50/p95/p99
-latency per endpoint); one 100,000-ID request. Every process it starts is stopped by pid, every
-database and Redis db it used is dropped or flushed, also on Ctrl-C or error.
+latency per endpoint), both closed-loop (no pause: the saturation throughput) and paced (a pause after
+every call, like a data-governance system polling once a second); one 100,000-ID request. Every process
+it starts is stopped by pid, every database and Redis db it used is dropped or flushed, also on Ctrl-C
+or error.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ CLAIM_TIMEOUT_S = 30.0  # a job not claimed by then counts as an error of the cl
 JOB_END_TIMEOUT_S = 120.0  # a cancelled job stops at its next progress step
 CLAIM_POLL_S = 0.02
 REQUEST_TIMEOUT_S = 120.0
+# closed loop (the saturation throughput), then paced clients: POST, 1 s, GET, 1 s
+DEFAULT_THINK_MS = [0.0, 1000.0]
+# API processes per backend unless --server-workers says otherwise: both cores on PostgreSQL; one on
+# SQLite, whose writers take turns on a lock of the process (service.requests.writer_lock)
+DEFAULT_SERVER_WORKERS = {"embedded": 1, "postgres+redis": 2}
 
 
 class LoadTestError(RuntimeError):
@@ -78,16 +85,25 @@ class IdsExhausted(Exception):
 
 
 def summarise(
-    *, backend: str, endpoint: str, clients: int, latencies_s: Sequence[float], errors: int, seconds: float
+    *,
+    backend: str,
+    endpoint: str,
+    clients: int,
+    latencies_s: Sequence[float],
+    errors: int,
+    seconds: float,
+    think_ms: float | None = None,
 ) -> dict[str, Any]:
     """One row of the results: `requests` counts every attempt (errors included); rps and the latency
-    percentiles count the successful ones (an error is often a fast failure, which would flatter them)."""
+    percentiles count the successful ones (an error is often a fast failure, which would flatter them).
+    `think_ms`, when given, is the clients' pause after each call (0: closed loop)."""
     ok = np.asarray(latencies_s, dtype=float) * 1000.0
     p50, p95, p99 = (float(v) for v in np.percentile(ok, [50, 95, 99])) if ok.size else (None, None, None)
     return {
         "backend": backend,
         "endpoint": endpoint,
         "clients": clients,
+        **({} if think_ms is None else {"think_ms": think_ms}),
         "requests": int(ok.size) + errors,
         "errors": errors,
         "rps": round(ok.size / seconds, 2) if seconds > 0 else None,
@@ -386,8 +402,14 @@ async def _client_loop(
     finished: list[float],
     exhausted: list[bool],
 ) -> None:
-    """Post a request of fresh IDs, read it back once, repeat; record what started in the measured window."""
+    """Post a request of fresh IDs, read it back once, repeat; record what started in the measured window.
+
+    Paced (think_s > 0): pause think_s after the POST and after the GET, having first waited a random part
+    of one such cycle, so that the clients do not all call at the same moments.
+    """
     post_url = f"/v1/models/{model_id}/deletion-requests"
+    if think_s > 0:
+        await asyncio.sleep(random.uniform(0.0, 2 * think_s))
     while time.perf_counter() < stop_at:
         try:
             body = {"sample_ids": pool.take(ids)}
@@ -411,6 +433,8 @@ async def _client_loop(
             if measured:
                 logs[POST_ENDPOINT].failure(f"{type(exc).__name__}: {exc}"[:200])
         if location is not None:
+            if think_s > 0:
+                await asyncio.sleep(think_s)
             started = time.perf_counter()
             try:
                 response = await http.get(location)
@@ -443,7 +467,8 @@ async def run_step(
     warmup_s: float,
     think_ms: float,
 ) -> StepResult:
-    """N clients on one shared connection pool; `duration_s` measured after `warmup_s`."""
+    """N clients on one shared connection pool, pausing `think_ms` after each call (0: closed loop);
+    `duration_s` measured after `warmup_s`."""
     logs = {POST_ENDPOINT: EndpointLog(), GET_ENDPOINT: EndpointLog()}
     finished: list[float] = []
     exhausted = [False]
@@ -468,7 +493,7 @@ async def run_step(
     rows = [
         summarise(
             backend=backend, endpoint=name, clients=clients, latencies_s=log.latencies_s, errors=log.errors,
-            seconds=seconds,
+            seconds=seconds, think_ms=think_ms,
         )  # fmt: skip
         for name, log in logs.items()
     ]
@@ -550,7 +575,7 @@ class Plan:
     duration_s: float
     warmup_s: float
     ids: int
-    think_ms: float
+    think_ms: list[float]
     samples: int
     large_ids: int
     claim_repeats: int
@@ -558,10 +583,12 @@ class Plan:
     redis_url: str
     redis_db: int
     log_level: str
+    server_workers: int | None = None  # None: DEFAULT_SERVER_WORKERS of the backend
 
 
 @dataclass
 class BackendResult:
+    server_workers: int
     runs: list[dict[str, Any]] = field(default_factory=list)
     large_request_seconds: float | None = None
     claim_latency: dict[str, Any] = field(default_factory=dict)
@@ -573,7 +600,8 @@ def _say(message: str) -> None:
 
 
 def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkpoint: bytes) -> BackendResult:
-    result = BackendResult()
+    workers = plan.server_workers if plan.server_workers is not None else DEFAULT_SERVER_WORKERS[backend]
+    result = BackendResult(server_workers=workers)
     with contextlib.ExitStack() as stack:
         settings = {
             "UNLEARN_STORAGE_URL": str(work / "checkpoints"),
@@ -592,7 +620,10 @@ def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkp
         env = child_env(settings)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        serve = [sys.executable, "-m", "service", "run", "--host", "127.0.0.1", "--port", str(port), "--no-demo"]
+        serve = [
+            sys.executable, "-m", "service", "run", "--host", "127.0.0.1", "--port", str(port), "--no-demo",
+            "--workers", str(workers),
+        ]  # fmt: skip
 
         def start_server(extra: list[str], label: str) -> Process:
             server = Process(f"server ({label})", serve + extra, env=env, log=work / f"server-{label}.log")
@@ -634,24 +665,29 @@ def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkp
             server = start_server(["--no-executor"], "load")
         dataset = api.register_dataset("load", "load")
         _say(f"[{backend}] dataset of {plan.samples} samples registered")
-        models = {n: api.register_model(f"load-{n}-clients", dataset, checkpoint, {}) for n in plan.clients}
-        pools = {n: IdPool(plan.samples) for n in plan.clients}
-        api.submit(models[plan.clients[0]], pools[plan.clients[0]].take(1))  # loads the ID cache: not measured
-        for n in plan.clients:
+        steps = [(think, n) for think in plan.think_ms for n in plan.clients]
+        models = {
+            (think, n): api.register_model(f"load-{n}-clients-{think:g}ms", dataset, checkpoint, {})
+            for think, n in steps
+        }
+        pools = {step: IdPool(plan.samples) for step in steps}
+        api.submit(models[steps[0]], pools[steps[0]].take(1))  # loads the ID cache: not measured
+        for think, n in steps:
             step = asyncio.run(
                 run_step(
-                    base_url=base_url, key=key, backend=backend, model_id=models[n], pool=pools[n], clients=n,
-                    ids=plan.ids, duration_s=plan.duration_s, warmup_s=plan.warmup_s, think_ms=plan.think_ms,
+                    base_url=base_url, key=key, backend=backend, model_id=models[think, n], pool=pools[think, n],
+                    clients=n, ids=plan.ids, duration_s=plan.duration_s, warmup_s=plan.warmup_s, think_ms=think,
                 )  # fmt: skip
             )
             result.runs.extend(step.rows)
-            _say(format_rows(step.rows, header=n == plan.clients[0]))
+            _say(format_rows(step.rows, header=(think, n) == steps[0]))
+            label = f"{backend}, {n} {pacing(think)} clients"
             for endpoint, examples in step.error_examples.items():
-                note = f"{backend}, {n} clients, {endpoint}: errors such as {examples}"
+                note = f"{label}, {endpoint}: errors such as {examples}"
                 result.notes.append(note)
                 _say(f"  {note}")
             if step.ids_exhausted:
-                note = f"{backend}, {n} clients: the {plan.samples} sample IDs ran out; the step ended early"
+                note = f"{label}: the {plan.samples} sample IDs ran out; the step ended early"
                 result.notes.append(note)
                 _say(f"  {note} (raise --samples)")
 
@@ -667,10 +703,16 @@ def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkp
 
 # ---- output ----
 
-_COLUMNS = ("backend", "endpoint", "clients", "requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms")
+_COLUMNS = ("backend", "endpoint", "clients", "think_ms", "requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms")
+
+
+def pacing(think_ms: float) -> str:
+    return "closed-loop" if think_ms == 0 else f"paced ({think_ms:g} ms pauses)"
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1000, not 1000.0
     return "-" if value is None else str(value)
 
 
@@ -680,7 +722,7 @@ def format_rows(rows: list[dict[str, Any]], *, header: bool = True) -> str:
     if header:
         lines.append("  ".join(c.ljust(widths.get(c, 8)) for c in _COLUMNS))
     for row in rows:
-        lines.append("  ".join(_cell(row[c]).ljust(widths.get(c, 8)) for c in _COLUMNS))
+        lines.append("  ".join(_cell(row.get(c)).ljust(widths.get(c, 8)) for c in _COLUMNS))
     return "\n".join(lines)
 
 
@@ -712,12 +754,12 @@ def targets(report: dict[str, Any]) -> list[str]:
         r for r in report["runs"]
         if r["backend"] == "postgres+redis" and r["endpoint"] == POST_ENDPOINT and r["clients"] == 50
     ]  # fmt: skip
-    if rows and report["ids_per_request"] == 100:
-        r = rows[0]
+    for r in rows if report["ids_per_request"] == 100 else []:  # closed-loop and paced clients alike
         met = r["p99_ms"] is not None and r["p99_ms"] <= 50 and r["errors"] == 0
         lines.append(
-            f"POST of a {report['ids_per_request']}-ID request, 50 clients, postgres+redis: p99 {r['p99_ms']} ms, "
-            f"{r['errors']} errors (target p99 <= 50 ms, no errors): {'met' if met else 'not met'}"
+            f"POST of a {report['ids_per_request']}-ID request, 50 {pacing(r.get('think_ms', 0))} clients, "
+            f"postgres+redis: p99 {r['p99_ms']} ms, {r['errors']} errors (target p99 <= 50 ms, no errors): "
+            f"{'met' if met else 'not met'}"
         )
     large = report["large_request_seconds"] if report["large_request_ids"] == 100_000 else {}
     for backend, seconds in large.items():
@@ -751,14 +793,17 @@ def markdown(report: dict[str, Any]) -> str:
         "## Requests per second and latency",
         "",
         f"Each client posts a deletion request of {report['ids_per_request']} fresh sample IDs, then reads it back "
-        f"once; {report['duration_seconds']} s measured per step after {report['warmup_seconds']} s of warm-up"
-        + (f", {report['think_ms']} ms pause between iterations" if report["think_ms"] else " (closed loop)")
-        + ". rps and percentiles count successful requests; `requests` includes errors.",
+        f"once, and repeats; {report['duration_seconds']} s measured per step after {report['warmup_seconds']} s "
+        "of warm-up. `think_ms` is the client's pause after each call: 0 is a closed loop (the saturation "
+        "throughput); paced clients (POST, pause, GET, pause) poll as a data-governance system would. "
+        "rps and percentiles count successful requests; `requests` includes errors. API server processes: "
+        + ", ".join(f"{b} {n}" for b, n in report.get("server_workers", {}).items())
+        + ".",
         "",
         "| " + " | ".join(_COLUMNS) + " |",
         "|" + "---|" * len(_COLUMNS),
     ]
-    out += ["| " + " | ".join(_cell(r[c]) for c in _COLUMNS) + " |" for r in report["runs"]]
+    out += ["| " + " | ".join(_cell(r.get(c)) for c in _COLUMNS) + " |" for r in report["runs"]]
     out += ["", f"## One request of {report['large_request_ids']} IDs", ""]
     out += ["| backend | seconds to the 2xx |", "|---|---|"]
     out += [f"| {b} | {_cell(s)} |" for b, s in report["large_request_seconds"].items()]
@@ -797,6 +842,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _ms_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated milliseconds, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected milliseconds not below 0, got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m service.loadtest",
@@ -808,13 +863,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", choices=(*BACKENDS, "both"), default="both",
         help="embedded (SQLite, local executor), postgres+redis, or both (default)",
     )  # fmt: skip
-    parser.add_argument("--clients", type=_int_list, default=[1, 10, 50], help="client counts, one step each (1,10,50)")
+    parser.add_argument(
+        "--clients", type=_int_list, default=[1, 10, 50], help="client counts, one step each per --think-ms (1,10,50)"
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per step (20)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each step (2)")
     parser.add_argument("--ids", type=int, default=100, help="sample IDs per deletion request (100)")
     parser.add_argument(
-        "--think-ms", type=float, default=0.0, help="pause of each client between iterations; 0 = closed loop (0)"
-    )
+        "--think-ms", type=_ms_list, default=DEFAULT_THINK_MS,
+        help="client pauses to measure, a step each: every client pauses this long after its POST and after its "
+        "GET; 0 = closed loop (0,1000: closed-loop clients, then paced ones polling once a second)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--server-workers", type=int, default=None, metavar="N",
+        help="API server processes (`service run --workers N`); default 1 on embedded (SQLite's writers take turns "
+        "within one process), 2 on postgres+redis (both cores of a 2-core machine)",
+    )  # fmt: skip
     parser.add_argument(
         "--samples", type=int, default=1_000_000,
         help="training samples of the synthetic dataset: every step has a model of its own and never requests "
@@ -846,6 +910,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ids < 1 or args.large_ids < 1 or args.duration <= 0 or args.warmup < 0:
         print("error: --ids, --large-ids and --duration must be positive, --warmup not negative", file=sys.stderr)
         return 2
+    if args.server_workers is not None and args.server_workers < 1:
+        print("error: --server-workers must be at least 1", file=sys.stderr)
+        return 2
     if args.samples < max(args.ids, args.large_ids) + 1:
         print("error: --samples must exceed --ids and --large-ids", file=sys.stderr)
         return 2
@@ -853,6 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         clients=args.clients, duration_s=args.duration, warmup_s=args.warmup, ids=args.ids, think_ms=args.think_ms,
         samples=args.samples, large_ids=args.large_ids, claim_repeats=args.claim_repeats,
         postgres_url=args.postgres_url, redis_url=args.redis_url, redis_db=args.redis_db, log_level=args.log_level,
+        server_workers=args.server_workers,
     )  # fmt: skip
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     report: dict[str, Any] = {
@@ -866,6 +934,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_seconds": args.duration,
         "warmup_seconds": args.warmup,
         "think_ms": args.think_ms,
+        "server_workers": {},
         "notes": [],
     }
     versions: dict[str, str] = {}
@@ -892,6 +961,7 @@ def main(argv: list[str] | None = None) -> int:
                 work.mkdir(parents=True, exist_ok=True)
                 outcome = run_backend(backend, plan, work=work, data_root=data_root, checkpoint=checkpoint)
                 report["runs"].extend(outcome.runs)
+                report["server_workers"][backend] = outcome.server_workers
                 report["large_request_seconds"][backend] = outcome.large_request_seconds
                 report["claim_latency_seconds"][backend] = outcome.claim_latency
                 report["notes"].extend(outcome.notes)

@@ -33,6 +33,34 @@ def test_summary_gives_numpy_percentiles_and_rate_of_known_latencies() -> None:
     }
 
 
+def test_summary_says_how_long_the_clients_paused_when_told() -> None:
+    row = summarise(backend="embedded", endpoint=POST_ENDPOINT, clients=1, latencies_s=[0.01], errors=0,
+                    seconds=1.0, think_ms=1000.0)  # fmt: skip
+    assert row["think_ms"] == 1000.0 and list(row)[:4] == ["backend", "endpoint", "clients", "think_ms"]
+
+
+def test_targets_and_table_tell_closed_loop_from_paced_clients() -> None:
+    runs = [
+        summarise(backend="postgres+redis", endpoint=POST_ENDPOINT, clients=50, latencies_s=[latency] * 10,
+                  errors=0, seconds=1.0, think_ms=think)  # fmt: skip
+        for think, latency in ((0.0, 0.2), (1000.0, 0.02))
+    ]
+    report = {
+        "machine": {"cpu": "x", "cores": 2, "python": "3.11", "os": "linux", "date": "today", "note": "shared"},
+        "command": "python -m service.loadtest", "runs": runs, "large_request_seconds": {},
+        "claim_latency_seconds": {}, "ids_per_request": 100, "large_request_ids": 100_000,
+        "duration_seconds": 1.0, "warmup_seconds": 0.0, "think_ms": [0.0, 1000.0],
+        "server_workers": {"postgres+redis": 2},
+    }  # fmt: skip
+    lines = loadtest.targets(report)
+    assert [line.split(" clients")[0].split("50 ")[1] for line in lines] == ["closed-loop", "paced (1000 ms pauses)"]
+    assert lines[0].endswith("not met") and lines[1].endswith(": met")
+    text = loadtest.markdown(report)
+    assert "| backend | endpoint | clients | think_ms |" in text
+    assert f"| postgres+redis | {POST_ENDPOINT} | 50 | 1000 | 10 | 0 |" in text
+    assert "postgres+redis 2" in text
+
+
 def test_summary_counts_errors_as_requests_but_not_in_rate_or_percentiles() -> None:
     row = summarise(
         backend="postgres+redis", endpoint=GET_ENDPOINT, clients=1, latencies_s=[0.010] * 9, errors=3, seconds=3.0
@@ -68,7 +96,8 @@ def test_tiny_embedded_run_writes_every_key_with_no_errors(tmp_path: Path) -> No
     code = loadtest.main(
         [
             "--backend", "embedded", "--clients", "2", "--duration", "1", "--warmup", "0.3", "--ids", "5",
-            "--samples", "3000", "--large-ids", "500", "--claim-repeats", "1", "--out", str(out),
+            "--samples", "3000", "--large-ids", "500", "--claim-repeats", "1", "--think-ms", "0,100",
+            "--out", str(out),
         ]
     )  # fmt: skip
     assert code == 0
@@ -76,9 +105,12 @@ def test_tiny_embedded_run_writes_every_key_with_no_errors(tmp_path: Path) -> No
     assert {"machine", "command", "runs", "large_request_seconds", "claim_latency_seconds"} <= set(report)
     assert report["command"].startswith("python") and "-m service.loadtest --backend embedded" in report["command"]
     assert {"cpu", "cores", "python", "os"} <= set(report["machine"])
-    assert {(r["endpoint"], r["clients"]) for r in report["runs"]} == {(POST_ENDPOINT, 2), (GET_ENDPOINT, 2)}
+    assert sorted((r["think_ms"], r["endpoint"], r["clients"]) for r in report["runs"]) == [
+        (0, GET_ENDPOINT, 2), (0, POST_ENDPOINT, 2), (100, GET_ENDPOINT, 2), (100, POST_ENDPOINT, 2)
+    ]  # closed-loop and paced clients
+    assert report["server_workers"] == {"embedded": 1}
     for run in report["runs"]:
-        assert RUN_KEYS <= set(run)
+        assert RUN_KEYS | {"think_ms"} <= set(run)
         assert run["backend"] == "embedded"
         assert run["errors"] == 0 and run["requests"] > 0 and run["rps"] > 0
         assert 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
