@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from starlette.types import Message, Receive, Scope, Send
 
 from service.app import create_app
@@ -379,3 +381,22 @@ def test_concurrent_retries_with_one_idempotency_key_all_get_the_first_answer(
     assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1
     assert count_rows(database_url, "deletion_request") == 2
+
+
+def test_once_the_datasets_ids_are_loaded_a_request_reads_and_writes_in_one_transaction(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any]
+) -> None:
+    """Ending the read transaction before the ID check costs PostgreSQL round trips; it is only worth it
+    when slow work follows (the first load of the dataset's IDs, resolving a callback host)."""
+    tiny.submit(client, tenant, model["id"], IDS[:1])  # loads the IDs
+    begun: list[Session] = []
+
+    def count(session: Session, *_: Any) -> None:
+        begun.append(session)
+
+    sa_event.listen(Session, "after_begin", count)
+    try:
+        assert tiny.submit(client, tenant, model["id"], IDS[1:3]).status_code == 202
+    finally:
+        sa_event.remove(Session, "after_begin", count)
+    assert len(begun) == 2  # the API key's lookup (ended before any endpoint work), then the request's
