@@ -35,9 +35,12 @@ def current_tenant(
     if credentials is None:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
     principal = tenants.authenticate(session=session, key=credentials.credentials)
-    # End the read transaction the key lookup opened, so slow work an endpoint does before its first
-    # write (loading a dataset to validate it) holds no snapshot or lock in the database.
-    session.rollback()
+    if session.get_bind().dialect.name == "sqlite":
+        # End the read transaction the key lookup opened: in WAL mode it pins a snapshot, and a later write
+        # after slow work (loading a dataset to validate it) would fail if another writer committed
+        # meanwhile. PostgreSQL's READ COMMITTED takes a snapshot per statement and the lookup locks no
+        # row, so there the transaction goes on (ending it costs a pool check-out and a ping per request).
+        session.rollback()
     return principal
 
 

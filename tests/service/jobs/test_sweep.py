@@ -90,7 +90,8 @@ def test_a_job_whose_lease_expired_is_requeued_with_an_event_and_not_again_at_on
     client: TestClient, tenant: TenantKey, model: dict[str, Any], database_url: str, sent: Queue
 ) -> None:
     job_id = tiny.submit(client, tenant, model["id"], IDS[:3]).json()["job_id"]
-    assert tiny.claim(database_url, job_id, owner="dead-worker", lease_seconds=0.01)
+    assert tiny.claim(database_url, job_id, owner="dead-worker")
+    _age(database_url, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))  # the worker died
     sent.clear()
     swept = _sweep(database_url)
     assert swept.requeued == [uuid.UUID(job_id)] and swept.resent == [] and swept.failed == 0
@@ -143,8 +144,8 @@ def test_a_job_whose_last_attempt_expired_fails_with_the_reason_and_its_requests
 ) -> None:
     accepted = tiny.submit(client, tenant, model["id"], IDS[:3]).json()
     job_id = accepted["job_id"]
-    assert tiny.claim(database_url, job_id, lease_seconds=0.01)
-    _age(database_url, job_id, attempts=3)
+    assert tiny.claim(database_url, job_id)
+    _age(database_url, job_id, attempts=3, lease_expires_at=utcnow() - timedelta(seconds=1))
     assert _sweep(database_url).failed == 1
     job = client.get(f"/v1/jobs/{job_id}", headers=tenant.headers).json()
     assert job["status"] == "failed" and "gave up after 3 attempts" in job["error"]
