@@ -779,7 +779,8 @@ def targets(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(report: dict[str, Any]) -> str:
+def markdown(report: dict[str, Any], figure: str | None = None) -> str:
+    """The report as Markdown; `figure` is the latency picture's file name, beside the Markdown file."""
     m = report["machine"]
     out = [
         "# Load test: deletion requests",
@@ -804,6 +805,8 @@ def markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(_COLUMNS),
     ]
     out += ["| " + " | ".join(_cell(r.get(c)) for c in _COLUMNS) + " |" for r in report["runs"]]
+    if figure:
+        out += ["", f"![POST latency against concurrent clients]({figure})"]
     out += ["", f"## One request of {report['large_request_ids']} IDs", ""]
     out += ["| backend | seconds to the 2xx |", "|---|---|"]
     out += [f"| {b} | {_cell(s)} |" for b, s in report["large_request_seconds"].items()]
@@ -830,6 +833,37 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 # ---- command line ----
+
+
+def latency_figure(report: dict[str, Any], path: Path) -> None:
+    """POST latency (p50 and p99) against the number of clients, one panel per pacing, with the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    posts = [r for r in report["runs"] if r["endpoint"].startswith("POST") and r["p99_ms"] is not None]
+    paces = sorted({r["think_ms"] for r in posts})
+    fig, axes = plt.subplots(1, len(paces), figsize=(5.5 * len(paces), 4), squeeze=False, sharey=True)
+    for ax, think in zip(axes[0], paces, strict=True):
+        for backend in sorted({r["backend"] for r in posts}):
+            rows = sorted((r for r in posts if r["backend"] == backend and r["think_ms"] == think),
+                          key=lambda r: r["clients"])  # fmt: skip
+            clients = [r["clients"] for r in rows]
+            (line,) = ax.plot(clients, [r["p99_ms"] for r in rows], marker="o", label=f"{backend} p99")
+            ax.plot(clients, [r["p50_ms"] for r in rows], marker=".", linestyle="--", color=line.get_color(),
+                    label=f"{backend} p50")  # fmt: skip
+        ax.axhline(50, color="grey", linewidth=0.8, linestyle=":", label="target p99 50 ms")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent clients")
+        ax.set_title(f"POST of {report['ids_per_request']} IDs, {pacing(think)}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("latency (ms)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _int_list(text: str) -> list[int]:
@@ -977,8 +1011,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
-    _say("\n".join(["", *targets(report), f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}"]))
+    out.with_suffix(".md").write_text(markdown(report, figure=out.with_suffix(".png").name), encoding="utf-8")
+    latency_figure(report, out.with_suffix(".png"))
+    written = f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')} and {out.with_suffix('.png')}"
+    _say("\n".join(["", *targets(report), written]))
     return 0
 
 
