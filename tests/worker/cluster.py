@@ -170,3 +170,20 @@ def start_blackhole(port: int, *, log_dir: Path) -> Proc:
     proc = Proc("blackhole", [sys.executable, "-c", code], env=dict(os.environ), log_dir=log_dir)
     wait_for(lambda: _accepts(port), timeout=20, what="the black-hole listener", logs=[proc])
     return proc
+
+
+def start_receiver(port: int, out: Path, *, log_dir: Path) -> Proc:
+    """An HTTP endpoint that answers 204 to every POST and appends its body, one JSON line each, to `out`."""
+    code = (
+        "import json, sys\nfrom http.server import BaseHTTPRequestHandler, HTTPServer\n"
+        "class H(BaseHTTPRequestHandler):\n"
+        "    def do_POST(self):\n"
+        "        body = self.rfile.read(int(self.headers['Content-Length']))\n"
+        "        with open(sys.argv[2], 'ab') as f:\n"
+        "            f.write(json.dumps({'headers': dict(self.headers), 'body': body.decode()}).encode() + b'\\n')\n"
+        "        self.send_response(204)\n        self.end_headers()\n"
+        "HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+    )
+    proc = Proc("receiver", [sys.executable, "-c", code, str(port), str(out)], env=dict(os.environ), log_dir=log_dir)
+    wait_for(lambda: _accepts(port), timeout=20, what="the callback receiver", logs=[proc])
+    return proc

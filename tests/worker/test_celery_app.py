@@ -10,6 +10,7 @@ so a dead worker's job is requeued within seconds.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import threading
@@ -37,6 +38,7 @@ from tests.worker.cluster import (
     start_api,
     start_blackhole,
     start_proxy,
+    start_receiver,
     start_redis,
     start_sweeper,
     start_worker,
@@ -160,6 +162,7 @@ def cluster(postgres_template: str, postgres_admin: Engine, tmp_path: Path) -> I
         "UNLEARN_SWEEP_INTERVAL_SECONDS": "1",
         "UNLEARN_RESEND_AFTER_SECONDS": "3",
         "UNLEARN_MAX_ATTEMPTS": "3",
+        "UNLEARN_ALLOW_PRIVATE_CALLBACKS": "true",  # the callback receiver listens on loopback
         "UNLEARN_LOG_LEVEL": "INFO",
         "OMP_NUM_THREADS": "1",  # several torch processes share two cores
     }
@@ -169,6 +172,7 @@ def cluster(postgres_template: str, postgres_admin: Engine, tmp_path: Path) -> I
         storage_url=env["UNLEARN_STORAGE_URL"],
         data_root=data_root,
         signing_key=signing_key,
+        allow_private_callbacks=True,
     )
     engine = create_engine(database_url)
     try:
@@ -366,3 +370,24 @@ def test_g_a_job_past_its_soft_time_limit_fails_with_that_reason(cluster: Cluste
     assert job["attempts"] == 1
     assert [v["number"] for v in cluster.versions(model_id)] == [1]
     assert cluster.request_status(accepted["id"]) == "failed"
+
+
+def test_h_callbacks_go_out_from_the_cpu_queue(cluster: Cluster) -> None:
+    cluster.worker("gpu1")
+    sweeper = cluster.sweeper()  # its beat schedule delivers callbacks on the cpu queue
+    port = free_port()
+    received = cluster.logs / "callbacks.jsonl"
+    cluster.procs.append(start_receiver(port, received, log_dir=cluster.logs))
+    model_id = cluster.model(epochs=5)
+    response = submit(cluster.client, cluster.tenant, model_id, [sample_id(i) for i in range(3)],
+                      callback_url=f"http://127.0.0.1:{port}/hook")  # fmt: skip
+    assert response.status_code == 202, response.text
+    cluster.wait_job(cluster.job_of(response.json()["id"]))
+
+    def completed() -> list[dict[str, Any]]:
+        lines = received.read_text().splitlines() if received.exists() else []
+        bodies = [json.loads(json.loads(line)["body"]) for line in lines]
+        return [b for b in bodies if b.get("type") == "deletion_request.completed"]
+
+    [done] = wait_for(completed, timeout=60, what="the completed callback", logs=[sweeper])
+    assert done["data"]["request_id"] == response.json()["id"]
