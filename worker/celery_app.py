@@ -13,9 +13,14 @@ which the hard time limit can kill. Settings come from UNLEARN_* as everywhere e
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import uuid
 
+from billiard.process import active_children
 from celery import Celery
+from celery.signals import worker_process_init, worker_shutting_down
 
 from service.callbacks.service import deliver_due
 from service.db import session_factory
@@ -25,6 +30,12 @@ from service.settings import get_settings
 from worker.jobs import run_job
 
 log = logging.getLogger("worker.celery")
+
+# Set in a pool process when its worker is shutting down: the running job stops at its next progress step
+# and releases its lease, so another worker takes it over at the sweeper's next pass and the attempt is
+# not counted (a deploy that restarts workers does not use up a long job's attempts).
+_stopping = threading.Event()
+STOP_SIGNAL = signal.SIGUSR2  # free in the pool processes: billiard uses SIGUSR1 for the soft time limit
 
 settings = get_settings()
 dispatch.configure(settings)  # a finishing job sends its model's next one
@@ -39,12 +50,29 @@ app.conf.beat_schedule = {
 }  # fmt: skip
 
 
+@worker_process_init.connect
+def _stop_on_signal(**_: object) -> None:
+    signal.signal(STOP_SIGNAL, lambda _signum, _frame: _stopping.set())
+
+
+@worker_shutting_down.connect
+def _stop_running_jobs(**_: object) -> None:
+    # in the worker's main process: a warm shutdown would otherwise wait for the job to finish, which for
+    # an unlearning job can take hours; pool processes are the main process's children
+    for child in active_children():
+        try:
+            os.kill(child.pid, STOP_SIGNAL)
+        except ProcessLookupError:
+            pass
+
+
 @app.task(name=dispatch.RUN_JOB, soft_time_limit=settings.job_soft_time_limit_seconds,
           time_limit=settings.job_time_limit_seconds)  # fmt: skip
 def run_job_task(job_id: str) -> str:
     outcome = run_job(
-        uuid.UUID(job_id), settings=settings, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
-    )
+        uuid.UUID(job_id), settings=settings, lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts, stop=_stopping,
+    )  # fmt: skip
     log.info("job %s: %s", job_id, outcome.value)
     return outcome.value
 

@@ -188,14 +188,17 @@ def report_progress(
     ).scalar_one_or_none()
 
 
-def release_lease(*, session: Session, job_id: uuid.UUID, owner: str, now: datetime) -> None:
-    """Let another worker re-claim the job at once; the interrupted attempt is not counted against it."""
-    session.execute(
+def release_lease(*, session: Session, job_id: uuid.UUID, owner: str, now: datetime) -> bool:
+    """Let another worker re-claim the job at once; the interrupted attempt is not counted against it.
+    False if the lease was no longer this worker's."""
+    released = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.running)
         .values(lease_expires_at=now, attempts=Job.attempts - 1)
+        .returning(Job.id)
         .execution_options(synchronize_session=False)
-    )
+    ).scalar_one_or_none()
+    return released is not None
 
 
 def lock_own_job(*, session: Session, job_id: uuid.UUID, owner: str) -> Job | None:

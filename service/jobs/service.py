@@ -254,7 +254,10 @@ def report_progress(
 
 def release(session: Session, *, job_id: uuid.UUID, owner: str) -> None:
     """The worker is shutting down mid-job: let another claim the job now rather than after the lease."""
-    repository.release_lease(session=session, job_id=job_id, owner=owner, now=utcnow())
+    if repository.release_lease(session=session, job_id=job_id, owner=owner, now=utcnow()):
+        job = repository.get_job_any_tenant(session=session, job_id=job_id)
+        assert job is not None
+        _job_event(session, job, "released", actor=worker_actor(owner), data={"reason": "the worker is stopping"})
 
 
 def enter_audit(session: Session, *, job_id: uuid.UUID, owner: str) -> bool:

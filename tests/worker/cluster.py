@@ -75,6 +75,10 @@ class Proc:
         if sig == signal.SIGKILL:
             self.popen.wait(timeout=30)
 
+    def signal_main(self, sig: int) -> None:
+        """Signal the main process only, as `docker stop` signals a container's first process."""
+        os.kill(self.pid, sig)
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.alive():
             self.kill(signal.SIGTERM)

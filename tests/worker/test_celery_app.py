@@ -391,3 +391,23 @@ def test_h_callbacks_go_out_from_the_cpu_queue(cluster: Cluster) -> None:
 
     [done] = wait_for(completed, timeout=60, what="the completed callback", logs=[sweeper])
     assert done["data"]["request_id"] == response.json()["id"]
+
+
+def test_i_a_worker_stopped_mid_job_hands_it_over_without_using_an_attempt(cluster: Cluster) -> None:
+    first = cluster.worker("gpu1")
+    cluster.sweeper()
+    model_id = cluster.model()
+    accepted = cluster.request(model_id, 0)
+    job_id = cluster.job_of(accepted["id"])
+    cluster.wait_phase(job_id, "fine-tune")
+    first.signal_main(signal.SIGTERM)  # a warm shutdown, as `docker stop` or a deploy sends it
+    wait_for(lambda: "interrupted" in first.log() and not first.alive(), timeout=60,
+             what="the worker to hand the job back and exit", logs=[first])  # fmt: skip
+
+    cluster.worker("gpu2")
+    job = cluster.wait_job(job_id)
+    assert job["attempts"] == 1  # the interrupted attempt was given back
+    assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
+    assert cluster.request_status(accepted["id"]) == "completed"
+    events = cluster.job_events(job_id)
+    assert events.index("job.released") < events.index("job.reclaimed") < events.index("job.succeeded")
