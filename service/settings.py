@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     data_root: Path = Path("./var/data")
     # Celery broker (e.g. redis://host:6379/0); None = the embedded local executor
     broker_url: str | None = None
+    # the state file of the local executor that `service run` supervises, which /healthz then checks; `run`
+    # sets it for its API processes (default: executor.json in the signing key's folder); None = no check
+    executor_state_file: Path | None = None
     # a worker renews its job's lease every third of this; a dead worker's job is requeued this long after
     lease_seconds: float = Field(default=60.0, gt=0)
     # claims of one job (the first included) before the sweeper fails it with the reason
