@@ -9,22 +9,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default keeps its state in the checkout's var/ (the service always runs from a checkout, next
+# to alembic.ini), wherever the command is started: a default relative to the working folder would give every
+# folder a ledger of its own.
+DEFAULT_HOME = Path(__file__).resolve().parent.parent / "var"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNLEARN_", extra="ignore", frozen=True)
 
-    # SQLAlchemy URL; the embedded default is a SQLite file under ./var (created on first use)
-    database_url: str = "sqlite:///./var/unlearning.db"
-    # fsspec URL or local folder where checkpoints are stored by content address
-    storage_url: str = "./var/checkpoints"
+    # the embedded default's state folder; database_url, storage_url, data_root and signing_key_file default to
+    # unlearning.db, checkpoints/, data/ and signing_key in it. A relative value is made absolute once, at start
+    home: Path = DEFAULT_HOME
+    # SQLAlchemy URL; default: the SQLite file <home>/unlearning.db (created by `run` or `migrate`)
+    database_url: str = f"sqlite:///{DEFAULT_HOME}/unlearning.db"
+    # fsspec URL or local folder where checkpoints are stored by content address; default <home>/checkpoints
+    storage_url: str = str(DEFAULT_HOME / "checkpoints")
     # fsspec options for storage_url as JSON, e.g. {"endpoint_url": "http://minio:9000"} for S3-compatible
     # storage; credentials come from the usual AWS_* variables
     storage_options: dict[str, Any] = Field(default_factory=dict)
-    # the only folder datasets may be registered from; paths in requests are relative to it
-    data_root: Path = Path("./var/data")
+    # the only folder datasets may be registered from; paths in requests are relative to it; default <home>/data
+    data_root: Path = DEFAULT_HOME / "data"
     # Celery broker (e.g. redis://host:6379/0); None = the embedded local executor
     broker_url: str | None = None
     # the state file of the local executor that `service run` supervises, which /healthz then checks; `run`
@@ -53,12 +61,29 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # where the embedded default (a SQLite database_url) keeps the Ed25519 key it creates on first start
     # when signing_key is unset; other deployments must set signing_key (see service.audits.certificate)
-    signing_key_file: Path = Path("./var/signing_key")
+    signing_key_file: Path = DEFAULT_HOME / "signing_key"
     # server-side secret from which each tenant's webhook secret is derived (HMAC(master, tenant id));
     # None = derived from the signing key instead (see service.callbacks.signing)
     webhook_master_secret: SecretStr | None = None
     # deliveries of one callback message before it is marked failed (the first try included)
     webhook_max_attempts: int = Field(default=6, ge=1)
+    # where the demo set-up looks for Debian's dataset-fashion-mnist; without its files the demo uses digits
+    demo_fashion_mnist_dir: Path = Path("/usr/share/datasets/fashion-mnist")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_under_home(cls, data: Any) -> Any:
+        # the four state paths follow a configured home unless they are set themselves
+        if not isinstance(data, dict):
+            return data
+        home = Path(data.get("home") or DEFAULT_HOME).expanduser().resolve()
+        derived = {
+            "database_url": f"sqlite:///{home / 'unlearning.db'}",
+            "storage_url": str(home / "checkpoints"),
+            "data_root": home / "data",
+            "signing_key_file": home / "signing_key",
+        }
+        return {**derived, **data, "home": home}
 
     @field_validator("log_level", mode="before")
     @classmethod
