@@ -92,6 +92,7 @@ def _create_tenant(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name.strip()
     if not name or len(name) > 200:
         raise ValueError("the tenant name must have 1 to 200 characters")
+    _require_ledger(settings)
     with session_factory(settings.database_url)() as session, session.begin():
         tenant, issued = create_tenant(session, name=name)
     print(f"tenant_id: {tenant.id}")
@@ -101,6 +102,7 @@ def _create_tenant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify_events(args: argparse.Namespace, settings: Settings) -> int:
+    _require_ledger(settings)
     with session_factory(settings.database_url)() as session:
         verdict = verify_chain(session)
     print(verdict)
@@ -152,6 +154,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"ok: version {outcome.version}, audit verdict {outcome.verdict}")
     return 0
+
+
+def _require_ledger(settings: Settings) -> None:
+    """Refuse, creating nothing, when the embedded SQLite ledger does not exist: connecting would create an
+    empty file (and its folder) and then fail on the missing tables."""
+    url = make_url(settings.database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no ledger at {path}: start the service once (`bash scripts/serve.sh`) or run `python -m service "
+            "migrate`, or point UNLEARN_HOME / UNLEARN_DATABASE_URL at the service's"
+        )
 
 
 def _safe_url(settings: Settings) -> str:

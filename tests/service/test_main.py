@@ -67,6 +67,7 @@ def test_duplicate_tenant_is_a_one_line_error(
 def test_unmigrated_database_is_a_one_line_error(
     use_database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "empty.db").touch()
     use_database(f"sqlite:///{tmp_path / 'empty.db'}")
     assert main(["create-tenant", "acme"]) == 1
     err = capsys.readouterr().err
@@ -107,14 +108,32 @@ def test_every_command_and_argument_has_help() -> None:
     assert missing == []
 
 
-def test_runs_as_a_module(tmp_path: Path) -> None:
-    env = {"UNLEARN_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}", "PATH": ""}
+@pytest.mark.parametrize("command", [["verify-events"], ["create-tenant", "acme"]])
+def test_a_command_run_in_another_folder_refuses_a_missing_ledger_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # the settings place the ledger, never the working folder: no stray var/unlearning.db appears here
+    env = {"UNLEARN_HOME": str(tmp_path / "home"), "PATH": ""}
     result = subprocess.run(
-        [sys.executable, "-m", "service", "verify-events"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "service", *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: database error:")
+    assert result.stderr.startswith(f"error: no ledger at {tmp_path.resolve() / 'home' / 'unlearning.db'}: ")
     assert result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_events_reads_the_ledger_of_the_settings_from_any_folder(
+    use_database, tenant: TenantKey, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    use_database(database_url)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["verify-events"]) == 0
+    assert capsys.readouterr().out == "ok: 2 events\n"
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_run_serves_with_the_number_of_workers_asked_for(
