@@ -201,6 +201,22 @@ def release_lease(*, session: Session, job_id: uuid.UUID, owner: str, now: datet
     return released is not None
 
 
+def end_leases_of(*, session: Session, owner: str, now: datetime) -> list[Job]:
+    """End now the leases `owner` holds on running jobs (its process is known to be dead); those jobs.
+
+    The attempts are left as they are: the dead worker's attempt counts, as when a lease runs out. Its ETA
+    went with it: the next worker starts the job over.
+    """
+    ended = session.execute(
+        update(Job)
+        .where(Job.lease_owner == owner, Job.status == JobStatus.running)
+        .values(lease_expires_at=now, eta_at=None)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalars().all()
+    return [job for job_id in ended if (job := session.get(Job, job_id, populate_existing=True)) is not None]
+
+
 def lock_own_job(*, session: Session, job_id: uuid.UUID, owner: str) -> Job | None:
     """The job if this worker still holds its lease, locked until commit (the recording transaction).
 

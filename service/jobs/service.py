@@ -42,6 +42,7 @@ from service.versions import repository as versions_repo
 LEASE_SECONDS: float = Settings.model_fields["lease_seconds"].default
 MAX_ATTEMPTS: int = Settings.model_fields["max_attempts"].default
 SWEEPER_ACTOR = "sweeper"
+SUPERVISOR_ACTOR = "supervisor"  # `service run`'s supervisor of the local executor
 _TERMINAL = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
@@ -417,6 +418,24 @@ def fail_abandoned(session: Session, *, max_attempts: int = MAX_ATTEMPTS) -> int
         error = f"gave up after {job.attempts} attempts: the worker stopped renewing its lease each time"
         _fail(session, job, error=error, actor=SWEEPER_ACTOR)
     return len(abandoned)
+
+
+def reclaim_from_dead_worker(
+    session: Session, *, owner: str, reason: str, max_attempts: int = MAX_ATTEMPTS
+) -> list[uuid.UUID]:
+    """The worker `owner` is known to be dead (its supervisor reaped the process): its running jobs may be
+    claimed again now, not only once their leases run out. The attempt it died on counts, as when the
+    sweeper requeues an expired lease (`job.requeued`); on the last allowed attempt the job fails with the
+    reason instead, and its requests with it. The ids of the jobs handed on, failed ones included."""
+    ended = repository.end_leases_of(session=session, owner=owner, now=utcnow())
+    for job in ended:
+        if job.attempts >= max_attempts:
+            _fail(session, job, error=f"gave up after {job.attempts} attempts: {reason}", actor=SUPERVISOR_ACTOR)
+            continue
+        data = {"reason": reason, "attempts": job.attempts, "max_attempts": max_attempts, "previous_owner": owner}
+        _job_event(session, job, "requeued", actor=SUPERVISOR_ACTOR, data=data)
+        dispatch.send_after_commit(session, job.id)  # a no-op for the local executor, which polls the ledger
+    return [job.id for job in ended]
 
 
 @dataclass(frozen=True)
