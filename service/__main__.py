@@ -6,9 +6,10 @@ Commands: run, migrate, create-tenant, verify-events, verify-certificate, public
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from service.db import dispose_engines, migrate, session_factory
 from service.errors import ProblemError
 from service.events.service import verify_chain
 from service.settings import Settings, get_settings
+from service.supervisor import Supervisor, default_state_file
 from service.tenants.service import create_tenant
 
 
@@ -32,12 +34,9 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-EXECUTOR_STOP_TIMEOUT_S = 30.0  # a job stops at its next progress step; then the executor is killed
-
-
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    """Migrate, start the local executor (unless a Celery broker is configured) and serve the API until
-    SIGINT/SIGTERM; the executor is stopped on the way out."""
+    """Migrate, start the supervised local executor (unless a Celery broker is configured) and serve the API
+    until SIGINT/SIGTERM; the executor is restarted whenever it dies, and stopped on the way out."""
     import uvicorn
 
     migrate(settings.database_url)
@@ -48,44 +47,38 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if demo is not None:
             print(f"demo: model {demo.model_id}, admin API key in {demo.key_file} (see README)", file=sys.stderr)
     dispose_engines()  # the executor and the server build their own connections
-    executor = None
+    supervisor = None
     if settings.broker_url is None and not args.no_executor:
-        # A module name, not an import: the service never imports the worker package.
-        executor = subprocess.Popen([sys.executable, "-m", "worker.executor"])
-        print(f"executor started (pid {executor.pid})", file=sys.stderr)
+        state_file = (settings.executor_state_file or default_state_file(settings)).resolve()
+        supervisor = Supervisor(database_url=settings.database_url, state_file=state_file,
+                                max_attempts=settings.max_attempts)  # fmt: skip
+        # the API processes' /healthz reads the supervisor's state from there (uvicorn's workers, or this
+        # process's app, read their settings from the environment)
+        os.environ["UNLEARN_EXECUTOR_STATE_FILE"] = str(state_file)
+    else:
+        os.environ.pop("UNLEARN_EXECUTOR_STATE_FILE", None)  # nothing to check: the jobs run elsewhere
+    get_settings.cache_clear()
 
     def terminate(signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)
 
     # uvicorn shuts down gracefully on SIGTERM, restores this handler and re-raises the signal: it then
-    # unwinds through the finally below instead of killing the process on the spot.
+    # unwinds through the with block below (which stops the executor) instead of dying on the spot.
     signal.signal(signal.SIGTERM, terminate)
-    try:
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=settings.log_level.lower(),
-        )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if executor is not None:
-            _stop_executor(executor)
+    # leaving the block stops the executor: SIGTERM, so that it hands its job back, then a kill after a while
+    with supervisor if supervisor is not None else contextlib.nullcontext():
+        try:
+            uvicorn.run(
+                "service.app:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_level=settings.log_level.lower(),
+            )
+        except KeyboardInterrupt:
+            pass
     return 0
-
-
-def _stop_executor(executor: subprocess.Popen[bytes]) -> None:
-    if executor.poll() is None:
-        executor.send_signal(signal.SIGTERM)
-    try:
-        executor.wait(timeout=EXECUTOR_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        executor.kill()
-        executor.wait()
-    print(f"executor stopped (exit {executor.returncode})", file=sys.stderr)
 
 
 def _create_tenant(args: argparse.Namespace, settings: Settings) -> int:
