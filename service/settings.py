@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # Celery broker (e.g. redis://host:6379/0); None = the embedded local executor
     broker_url: str | None = None
     # the state file of the local executor that `service run` supervises, which /healthz then checks; `run`
-    # sets it for its API processes (default: executor.json in the signing key's folder); None = no check
+    # sets it for its API processes (default: <home>/executor.json); None = no check
     executor_state_file: Path | None = None
     # a worker renews its job's lease every third of this; a dead worker's job is requeued this long after
     lease_seconds: float = Field(default=60.0, gt=0)

@@ -40,8 +40,8 @@ Status = Literal["running", "restarting", "stopped"]
 
 
 def default_state_file(settings: Settings) -> Path:
-    """In the var folder, beside the signing key and the demo's key."""
-    return Path(settings.signing_key_file).parent / STATE_FILE_NAME
+    """In the home folder, beside the embedded ledger."""
+    return settings.home / STATE_FILE_NAME
 
 
 def executor_command(owner: str) -> list[str]:
