@@ -104,7 +104,9 @@ def _verify_events(args: argparse.Namespace, settings: Settings) -> int:
 
 def _verify_certificate(args: argparse.Namespace, settings: Settings) -> int:
     # the file's own problems are the certificate's: answered "invalid: ..." with exit 1 like a bad signature
-    if args.public_key is not None:
+    if args.public_key is not None and args.public_key.lstrip().startswith("{"):
+        public_key = certificates.public_key_from_jwk(json.loads(args.public_key))  # a JWK, e.g. signing-key's jwk
+    elif args.public_key is not None:
         public_key = certificates.public_key_from_b64(args.public_key)
     else:
         public_key = certificates.signing_key(settings, create=False).public_key()
@@ -125,7 +127,10 @@ def _verify_certificate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _public_key(args: argparse.Namespace, settings: Settings) -> int:
     key = certificates.signing_key(settings, create=False)
-    print(certificates.public_key_b64(key))
+    if args.jwk:
+        print(json.dumps(certificates.public_jwk(key)))
+    else:
+        print(certificates.public_key_b64(key))
     print(f"key_id: {certificates.key_id(key)} ({certificates.ALGORITHM})", file=sys.stderr)
     return 0
 
@@ -214,18 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
         "verify-events", help="check the event log's hash chain; exit 1 naming the first broken row"
     ).set_defaults(run=_verify_events)
     verify = commands.add_parser(
-        "verify-certificate", help="check a certificate's Ed25519 signature; exit 1 with the reason when invalid"
+        "verify-certificate",
+        help="check a certificate's Ed25519 signature over its RFC 8785 summary; exit 1 with the reason when invalid",
     )
     verify.add_argument("file", metavar="FILE", help="the certificate JSON (GET .../versions/{n}/certificate)")
     verify.add_argument(
         "--public-key",
-        metavar="B64",
-        help="the signer's base64 public key (GET /v1/signing-key); default: this service's own key",
+        metavar="KEY",
+        help="the signer's public key: base64 or its JWK JSON (GET /v1/signing-key's public_key or jwk); "
+        "default: this service's own key",
     )
     verify.set_defaults(run=_verify_certificate)
-    commands.add_parser(
+    public_key = commands.add_parser(
         "public-key", help="print the base64 Ed25519 public key that verifies this service's certificates"
-    ).set_defaults(run=_public_key)
+    )
+    public_key.add_argument(
+        "--jwk", action="store_true", help="print it as an RFC 8037 JSON Web Key instead (for JOSE and node's crypto)"
+    )
+    public_key.set_defaults(run=_public_key)
     demo = commands.add_parser(
         "demo",
         help="walk through the README's flow against a running service with the demo's key: forget a few "

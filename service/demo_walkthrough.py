@@ -24,7 +24,6 @@ from typing import Any, TextIO
 import httpx
 
 from service.audits import certificate as certificates
-from service.events.service import canonical_json
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_COUNT = 4
@@ -366,7 +365,7 @@ def _verify_certificate(
     except (ValueError, certificates.CertificateError) as exc:
         raise DemoError(f"the certificate does not verify: {exc}") from None
     summary = document["summary"]
-    report_sha256 = hashlib.sha256(canonical_json(report).encode("utf-8")).hexdigest()
+    report_sha256 = certificates.report_sha256(report)  # of the report's RFC 8785 form, as the certificate states
     if summary.get("sha256") != sha256:
         raise DemoError(f"the certificate names checkpoint {summary.get('sha256')}, not the downloaded {sha256}")
     if summary.get("report_sha256") != report_sha256:

@@ -1,8 +1,15 @@
 """Certificates: the summary of a version's audit report, signed with the service's Ed25519 key.
 
-What is signed is the canonical JSON of the summary (sorted keys, no spaces, UTF-8; the same encoder as the
-event chain). Anyone holding the public key (GET /v1/signing-key, `python -m service public-key`) can check
-a certificate offline; `report_sha256` in the summary binds it to the full report (GET .../audit).
+What is signed is the RFC 8785 (JCS) canonical JSON of the summary, and the certificate says so
+(`canonicalization: "RFC8785"`): a verifier in any language parses the certificate, canonicalises its summary
+with a JCS library (or the canonicalize function of tests/service/audits/verify_certificate.mjs) and checks
+the Ed25519 signature with the public key (GET /v1/signing-key, also as an RFC 8037 JWK;
+`python -m service public-key [--jwk]`).
+`report_sha256` in the summary is the sha256 of the full report's RFC 8785 form (GET .../audit), so the
+binding to the report is checkable the same way. A summary or report holding a value JCS cannot represent
+(NaN, an infinity, an integer beyond 2**53 - 1, a lone surrogate) is refused when the certificate is built.
+Certificates before RFC 8785 (signed over Python's json.dumps bytes, no `canonicalization` field) are refused
+with that reason; the service signs on demand, so fetching one again gives the current form.
 A certificate attests a process and its evidence; it is not a mathematical proof of deletion.
 
 The key: settings.signing_key, a base64 Ed25519 private key seed (32 bytes). Unset, the embedded default
@@ -15,23 +22,28 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import os
+import re
 import secrets
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from sqlalchemy import make_url
 
-from service.events.service import canonical_json
 from service.settings import Settings
 
 ALGORITHM = "Ed25519"
-SUMMARY_KIND = "unlearning.certificate/1"
+CANONICALIZATION = "RFC8785"
+JWK_ALG = "EdDSA"  # the JOSE name of Ed25519 signatures (RFC 8037 section 3.1)
+# /2: signed over RFC 8785, and report_sha256 is of the report's RFC 8785 form (/1 used Python's json.dumps)
+SUMMARY_KIND = "unlearning.certificate/2"
 STATEMENT = "attests a process and its evidence; not a mathematical proof of deletion"
 SEED_BYTES = 32
 KEY_ID_HEX_CHARS = 16
@@ -42,6 +54,11 @@ GENERATE_HINT = 'python -c "import base64, os; print(base64.b64encode(os.urandom
 
 class CertificateError(ValueError):
     """Why a certificate does not verify, in one line."""
+
+
+class Uncertifiable(ValueError):
+    """A report no certificate can be built from: a field it must state is missing, or a value RFC 8785 cannot
+    represent; the message names the field."""
 
 
 class SigningKeyUnavailable(ValueError):
@@ -88,6 +105,30 @@ def key_id(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     """A short name of a key: the first hex characters of the sha256 of its raw public bytes."""
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:KEY_ID_HEX_CHARS]
+
+
+def public_jwk(key: Ed25519PublicKey | Ed25519PrivateKey) -> dict[str, str]:
+    """The public key as an RFC 8037 JSON Web Key, which JOSE libraries and node's crypto import directly;
+    kid is the key_id certificates name."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    x = base64.urlsafe_b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).rstrip(b"=").decode("ascii")
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": key_id(public), "alg": JWK_ALG, "use": "sig"}
+
+
+# 32 bytes in base64url without padding (RFC 7515 section 2) are exactly 43 characters
+_JWK_X = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def public_key_from_jwk(jwk: Any) -> Ed25519PublicKey:
+    """An Ed25519 public key from an RFC 8037 JWK (a dict); ValueError saying what is wrong with it."""
+    if not isinstance(jwk, dict):
+        raise ValueError(f"a JWK is a JSON object, got {type(jwk).__name__}")
+    if (jwk.get("kty"), jwk.get("crv")) != ("OKP", "Ed25519"):
+        raise ValueError(f"the JWK is kty {jwk.get('kty')!r} crv {jwk.get('crv')!r}, not an OKP Ed25519 key")
+    x = jwk.get("x")
+    if not isinstance(x, str) or not _JWK_X.fullmatch(x):
+        raise ValueError("the JWK's x is not 32 bytes in base64url without padding")
+    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "="))
 
 
 def ensure_key_file(path: Path) -> Ed25519PrivateKey:
@@ -161,28 +202,102 @@ def _is_embedded(settings: Settings) -> bool:
 # ---- certificates ----
 
 
+def canonical_bytes(value: Any, *, what: str = "the value") -> bytes:
+    """The RFC 8785 canonical JSON of `value`: what certificates sign and report_sha256 hashes.
+
+    Raises Uncertifiable naming the first value JCS cannot represent and where it sits in `value` (the
+    rfc8785 package would say only "nan is not representable").
+    """
+    problem = _unrepresentable(value, what)
+    if problem is not None:
+        raise Uncertifiable(problem)
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeError) as exc:  # a case the walk does not know: still refused
+        raise Uncertifiable(f"{what} has no RFC 8785 form: {exc}") from exc
+
+
+_JCS_INT_MAX = 2**53 - 1  # beyond it an integer has no exact IEEE 754 double, which JCS numbers are
+
+
+def _unrepresentable(value: Any, path: str) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if abs(value) > _JCS_INT_MAX:
+            return f"{path} is {value}, beyond the integers RFC 8785 represents exactly (|n| <= 2**53 - 1)"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value}, which RFC 8785 (like JSON) cannot represent"
+    if isinstance(value, str):
+        return None if _is_unicode(value) else f"{path} holds a lone surrogate, which RFC 8785 refuses (not Unicode)"
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if (problem := _unrepresentable(item, f"{path}[{index}]")) is not None:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path} has the key {key!r}; JSON object keys are strings"
+            if not _is_unicode(key):
+                return f"{path} has a key with a lone surrogate, which RFC 8785 refuses (not Unicode)"
+            if (problem := _unrepresentable(item, f"{path}.{key}")) is not None:
+                return problem
+        return None
+    return f"{path} is a {type(value).__name__}, not a JSON value"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def report_sha256(report: dict[str, Any]) -> str:
+    """The sha256 of a report's RFC 8785 form: what a certificate's report_sha256 states about GET .../audit."""
+    return hashlib.sha256(canonical_bytes(report, what="report")).hexdigest()
+
+
+def _field(value: Any, path: str, *, within: str = "") -> Any:
+    # a report lacking a field the certificate states is refused by name, not with a KeyError (a 500)
+    for step in path.split("."):
+        if not isinstance(value, dict) or step not in value:
+            raise Uncertifiable(f"the report lacks {within}{path}: a certificate must state it")
+        value = value[step]
+    return value
+
+
 def summary_of(report: dict[str, Any], *, issued_at: datetime | None = None) -> dict[str, Any]:
     """What a certificate states about one version, from its report (unlearning.audit.report schema).
 
-    Keys: kind, statement, verdict, failed_checks, model_id, version, parent_version, request_ids,
-    method, parent_sha256, sha256 (the new checkpoint), metrics (this version on its forgotten samples,
-    and the loss AUC of every earlier forgotten set), rmia_reference_models, report_sha256 (of the report's
-    canonical JSON), issued_at (ISO 8601, UTC).
+    Keys: kind, statement, verdict (copied as the report states it), failed_checks, model_id, version,
+    parent_version, request_ids, method, parent_sha256, sha256 (the new checkpoint), metrics (this version on
+    its forgotten samples, and the loss AUC of every earlier forgotten set), rmia_reference_models,
+    report_sha256 (of the report's RFC 8785 form), issued_at (ISO 8601, UTC). Raises Uncertifiable when the
+    report lacks one of them or holds a value RFC 8785 cannot represent.
     """
     context = report.get("context", {})
     missing = [key for key in REQUIRED_CONTEXT if key not in context]
     if missing:
-        raise ValueError(f"the report's context lacks {missing}: a certificate must name them")
-    version = report["models"]["version"]
-    current = version["current"]
+        raise Uncertifiable(f"the report's context lacks {missing}: a certificate must name them")
     issued_at = issued_at or datetime.now(UTC)
     if issued_at.tzinfo is None:
         raise ValueError("issued_at must be timezone-aware")
+    digest = report_sha256(report)  # first: it names a bad value by its place in the report
+    version = _field(report, "models.version")
+    current = _field(version, "current", within="models.version.")
+    earlier_loss_auc = {}
+    for index, entry in enumerate(_field(version, "earlier", within="models.version.")):
+        where = f"models.version.earlier[{index}]."
+        earlier_loss_auc[_field(entry, "label", within=where)] = _field(entry, "loss_auc", within=where)
     return {
         "kind": SUMMARY_KIND,
         "statement": STATEMENT,
-        "verdict": report["verdict"],
-        "failed_checks": list(report["failed_checks"]),
+        "verdict": _field(report, "verdict"),
+        "failed_checks": list(_field(report, "failed_checks")),
         "model_id": str(context["model_id"]),
         "version": context["version"],
         "parent_version": context["parent_version"],
@@ -191,33 +306,37 @@ def summary_of(report: dict[str, Any], *, issued_at: datetime | None = None) -> 
         "parent_sha256": context["input_sha256"],
         "sha256": context["output_sha256"],
         "metrics": {
-            "forget_acc": current["forget_acc"],
-            "retain_acc": version["retain_acc"],
-            "test_acc": version["test_acc"],
-            "mis": current["mis"],
-            "loss_auc": current["loss_auc"],
+            "forget_acc": _field(current, "forget_acc", within="models.version.current."),
+            "retain_acc": _field(version, "retain_acc", within="models.version."),
+            "test_acc": _field(version, "test_acc", within="models.version."),
+            "mis": _field(current, "mis", within="models.version.current."),
+            "loss_auc": _field(current, "loss_auc", within="models.version.current."),
             "rmia_ft_auc": current.get("rmia_ft_auc"),
-            "earlier_loss_auc": {entry["label"]: entry["loss_auc"] for entry in version["earlier"]},
+            "earlier_loss_auc": earlier_loss_auc,
         },
-        "rmia_reference_models": report["rmia"]["reference_models"],
-        "report_sha256": hashlib.sha256(canonical_json(report).encode("utf-8")).hexdigest(),
+        "rmia_reference_models": _field(report, "rmia.reference_models"),
+        "report_sha256": digest,
         "issued_at": issued_at.astimezone(UTC).isoformat(),
     }
 
 
-def _signed_bytes(summary: dict[str, Any]) -> bytes:
-    return canonical_json(summary).encode("utf-8")
-
-
 def sign(summary: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
-    """The certificate: {summary, signature (base64), algorithm, key_id}."""
-    signature = private_key.sign(_signed_bytes(summary))
+    """The certificate: {summary, signature (base64 Ed25519 over the summary's RFC 8785 bytes), algorithm,
+    canonicalization, key_id}. Uncertifiable when the summary has no RFC 8785 form."""
+    signature = private_key.sign(canonical_bytes(summary, what="summary"))
     return {
         "summary": summary,
         "signature": base64.b64encode(signature).decode("ascii"),
         "algorithm": ALGORITHM,
+        "canonicalization": CANONICALIZATION,
         "key_id": key_id(private_key),
     }
+
+
+OLD_FORMAT = (
+    "an old-format certificate (no 'canonicalization'): it was signed over Python's json.dumps bytes, not "
+    "RFC 8785, and is no longer accepted; fetch it again from GET .../certificate, which signs it anew"
+)
 
 
 def check(certificate: Any, public_key: Ed25519PublicKey) -> None:
@@ -229,6 +348,12 @@ def check(certificate: Any, public_key: Ed25519PublicKey) -> None:
         raise CertificateError(f"the certificate lacks {missing}")
     if certificate["algorithm"] != ALGORITHM:
         raise CertificateError(f"algorithm {certificate['algorithm']!r} is not supported (only {ALGORITHM})")
+    if "canonicalization" not in certificate:
+        raise CertificateError(OLD_FORMAT)
+    if certificate["canonicalization"] != CANONICALIZATION:
+        raise CertificateError(
+            f"canonicalization {certificate['canonicalization']!r} is not supported (only {CANONICALIZATION})"
+        )
     if not isinstance(certificate["summary"], dict):
         raise CertificateError("the certificate's summary is not a JSON object")
     expected_id = key_id(public_key)
@@ -239,11 +364,13 @@ def check(certificate: Any, public_key: Ed25519PublicKey) -> None:
     except (binascii.Error, ValueError) as exc:
         raise CertificateError(f"the signature is not valid base64: {exc}") from exc
     try:
-        public_key.verify(signature, _signed_bytes(certificate["summary"]))
+        signed = canonical_bytes(certificate["summary"], what="summary")
+    except Uncertifiable as exc:
+        raise CertificateError(f"the summary cannot be canonicalised: {exc}") from exc
+    try:
+        public_key.verify(signature, signed)
     except InvalidSignature:
         raise CertificateError("the signature does not match the summary (altered, or signed by another key)") from None
-    except (TypeError, ValueError) as exc:
-        raise CertificateError(f"the summary cannot be canonicalised: {exc}") from exc
 
 
 def verify(certificate: Any, public_key: Ed25519PublicKey) -> bool:

@@ -7,14 +7,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+class JwkRead(BaseModel):
+    """The public key as an RFC 8037 JSON Web Key (what JOSE libraries and node's crypto.createPublicKey take)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="the raw 32-byte public key, base64url without padding")
+    kid: str = Field(description="the key_id certificates name")
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
 class SigningKeyRead(BaseModel):
     algorithm: Literal["Ed25519"]
     public_key: str = Field(description="the raw 32-byte Ed25519 public key, base64")
     key_id: str = Field(description="first 16 hex characters of the sha256 of the raw public key")
+    jwk: JwkRead = Field(description="the same key as an RFC 8037 JWK")
 
 
 class CertificateRead(BaseModel):
-    summary: dict[str, Any] = Field(description="what is attested; signed as canonical JSON (sorted keys, no spaces)")
-    signature: str = Field(description="Ed25519 signature of the summary's canonical JSON, base64")
+    summary: dict[str, Any] = Field(
+        description="what is attested; signed as its RFC 8785 canonical JSON; summary.report_sha256 is the sha256 "
+        "of the audit report's RFC 8785 form"
+    )
+    signature: str = Field(description="Ed25519 signature of the summary's RFC 8785 canonical JSON, base64")
     algorithm: Literal["Ed25519"]
+    canonicalization: Literal["RFC8785"] = Field(
+        description="how the signed bytes are made from the summary: RFC 8785 (JSON Canonicalization Scheme)"
+    )
     key_id: str = Field(description="which key signed it (see GET /v1/signing-key)")

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 
 from service.audits import certificate
-from service.audits.schemas import CertificateRead, SigningKeyRead
-from service.errors import ServiceUnavailable
+from service.audits.schemas import CertificateRead, JwkRead, SigningKeyRead
+from service.errors import Conflict, ServiceUnavailable
 from service.settings import Settings
 
 # The page is self-contained (inline CSS, the PNG as a data URI) and runs no script: a policy that forbids
@@ -39,15 +39,23 @@ def _key(settings: Settings) -> Any:
 def signing_key_info(settings: Settings) -> SigningKeyRead:
     key = _key(settings)
     return SigningKeyRead(
-        algorithm=certificate.ALGORITHM, public_key=certificate.public_key_b64(key), key_id=certificate.key_id(key)
+        algorithm=certificate.ALGORITHM,
+        public_key=certificate.public_key_b64(key),
+        key_id=certificate.key_id(key),
+        jwk=JwkRead(**certificate.public_jwk(key)),
     )
 
 
 def certificate_of(report: dict[str, Any], settings: Settings, *, issued_at: datetime | None = None) -> CertificateRead:
-    """The certificate of a version's stored report, signed now (503 when no signing key is usable).
+    """The certificate of a version's stored report, signed now (503 when no signing key is usable; 409 when
+    the report cannot be certified, e.g. it holds a number RFC 8785 cannot represent).
 
     Signing on demand keeps the key out of the ledger; issued_at says when it was signed, and report_sha256
     ties it to the report stored with the version.
     """
-    signed = certificate.sign(certificate.summary_of(report, issued_at=issued_at), _key(settings))
+    try:
+        summary = certificate.summary_of(report, issued_at=issued_at)
+        signed = certificate.sign(summary, _key(settings))
+    except certificate.Uncertifiable as exc:
+        raise Conflict(f"no certificate can be signed for this version's audit report: {exc}") from exc
     return CertificateRead(**signed)

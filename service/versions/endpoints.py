@@ -94,11 +94,14 @@ def get_audit_page(
     return audits.audit_html_response(service.audit_page(settings, version))
 
 
-@router.get("/{number}/certificate", response_model=CertificateRead, responses=problem_responses(404, 422, 503))
+@router.get(
+    "/{number}/certificate", response_model=CertificateRead, responses=problem_responses(404, 409, 422, 503)
+)
 def get_certificate(
     model_id: uuid.UUID, number: int, principal: ReaderTenant, session: SessionDep, settings: SettingsDep
 ) -> CertificateRead:
-    """The audit's summary signed with the service's Ed25519 key (verify with GET /v1/signing-key)."""
+    """The audit's summary signed with the service's Ed25519 key over its RFC 8785 canonical JSON (verify with
+    GET /v1/signing-key); 409 when the report holds a value RFC 8785 cannot represent."""
     version = service.get_version(session, principal=principal, model_id=model_id, number=number)
     return audits.certificate_of(service.audit_of(version), settings)
 
