@@ -200,15 +200,17 @@ class Supervisor:
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGTERM)
+            reason = None
             try:
                 returncode = self.process.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 returncode = self.process.wait()
+                reason = f"the local executor did not stop within {self.stop_timeout:g} s and was killed"
             self.log(f"executor stopped (exit {returncode})")
             if returncode != 0 and self.owner is not None:
                 # it did not hand its job back itself (killed, or it crashed while stopping)
-                self._dead_owners.append((self.owner, f"the local executor {exit_reason(returncode)}"))
+                self._dead_owners.append((self.owner, reason or f"the local executor {exit_reason(returncode)}"))
             self.process, self.owner = None, None
         self._restart_at = None
         self._hand_on_jobs()

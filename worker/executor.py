@@ -1,5 +1,6 @@
 """The embedded local worker: `python -m worker.executor` claims jobs from the ledger and runs them one at a
-time, sleeping briefly when there is nothing to do. `python -m service run` starts it as a subprocess.
+time, sleeping briefly when there is nothing to do. `python -m service run` starts it as a subprocess, and
+another one whenever it dies (service/supervisor.py, which names its lease owner with --owner).
 
 Each loop also fails the jobs whose worker died on their last allowed attempt; jobs whose worker died
 earlier are simply claimed again (their lease has expired). SIGTERM or SIGINT stops the loop: a job in

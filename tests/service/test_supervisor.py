@@ -211,14 +211,18 @@ def test_a_crash_looping_executor_is_restarted_after_longer_and_longer_waits(
     assert state is not None and (state.status, state.last_exit) == ("restarting", "exited with status 3")
 
 
-def test_stopping_kills_an_executor_that_ignores_sigterm_and_starts_no_other(
-    database_url: str, tmp_path: Path
+def test_stopping_kills_an_executor_that_ignores_sigterm_hands_its_job_on_and_starts_no_other(
+    client: TestClient, tenant: TenantKey, data_root: Path, database_url: str, tmp_path: Path
 ) -> None:
+    model = tiny.register_model(client, tenant, data_root)
+    job_id = tiny.submit(client, tenant, model["id"], [tiny.sample_id(0)]).json()["job_id"]
     ready = tmp_path / "ignoring-sigterm"
     supervisor = _supervisor(
         database_url, tmp_path, [*STUBBORN, str(ready)], backoff=Backoff(first=0.0), stop_timeout=0.5
     )
     supervisor.start()
+    assert supervisor.owner is not None
+    assert tiny.claim(database_url, job_id, owner=supervisor.owner, lease_seconds=3600)
     deadline = time.monotonic() + WAIT_S
     while not ready.exists():
         assert time.monotonic() < deadline, "the child did not start"
@@ -232,6 +236,8 @@ def test_stopping_kills_an_executor_that_ignores_sigterm_and_starts_no_other(
     state = read_state(supervisor.state_file)
     assert state is not None and state.status == "stopped"
     assert unhealthy_reason(state, now=utcnow()) == "local executor not running: the service is stopping"
+    requeued = [e for e in _events(database_url, job_id) if e.type == "job.requeued"]
+    assert [e.data["reason"] for e in requeued] == ["the local executor did not stop within 0.5 s and was killed"]
 
 
 def test_the_watching_thread_restarts_a_killed_executor_by_itself(database_url: str, tmp_path: Path) -> None:
