@@ -321,15 +321,26 @@ def run_job(
         except Exception as exc:
             log.exception("job failed", extra={"job_id": str(job_id)})
             with factory() as session, session.begin():
-                recorded = jobs.fail(session, job_id=job_id, owner=owner, error=_describe(exc))
+                recorded = jobs.fail(session, job_id=job_id, owner=owner, error=_describe(exc, settings))
             return Outcome.failed if recorded else Outcome.lease_lost
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, settings: Settings) -> str:
     if isinstance(exc, SoftTimeLimitExceeded):
         return "the job ran past its time limit (UNLEARN_JOB_SOFT_TIME_LIMIT_SECONDS) and was stopped"
-    text = str(exc).strip() or type(exc).__name__
+    text = _without_server_paths(str(exc).strip(), settings) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
+
+
+def _without_server_paths(text: str, settings: Settings) -> str:
+    """A job's error is shown to API callers: files are named relative to the data root (as the dataset
+    endpoints name them) and stored objects by their place in the storage, never by a path on the server."""
+    data_root = str(settings.data_root.resolve())
+    text = text.replace(f"{data_root}/", "").replace(data_root, "<data root>")
+    store = ObjectStore.from_settings(settings)
+    for root in sorted({store.fs.unstrip_protocol(store.root), store.root}, key=len, reverse=True):
+        text = text.replace(root, "<storage>")
+    return text
 
 
 class JobError(RuntimeError):

@@ -12,7 +12,7 @@ from service.tables import VersionStatus
 
 
 class CheckpointRead(BaseModel):
-    uri: str = Field(description="content-addressed location in the service's storage")
+    # the storage location (a server path or bucket key) stays in the ledger: clients download by download_url
     sha256: str = Field(description="of the file's bytes; also the download's ETag")
     size_bytes: int
     download_url: str

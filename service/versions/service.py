@@ -90,7 +90,6 @@ def _read(version: ModelVersion, parent_number: int | None, request_ids: list[uu
     checkpoint = None
     if version.checkpoint_uri is not None and version.sha256 is not None:
         checkpoint = CheckpointRead(
-            uri=version.checkpoint_uri,
             sha256=version.sha256,
             size_bytes=version.size_bytes or 0,
             download_url=f"/v1/models/{version.model_id}/versions/{version.number}/checkpoint",

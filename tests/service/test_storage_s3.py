@@ -22,10 +22,13 @@ import boto3
 import pytest
 import s3fs
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from service.app import create_app
+from service.db import session_factory
 from service.settings import Settings
 from service.storage import ObjectStore, StorageError
+from service.tables import ModelVersion
 from tests.service import tiny
 from tests.service.factories import TenantKey
 
@@ -241,7 +244,10 @@ def test_an_uploaded_model_is_stored_in_the_bucket_and_downloads_byte_for_byte(
 
     checkpoint = version["checkpoint"]
     assert download.status_code == 200
-    assert checkpoint["uri"] == f"s3://{BUCKET}/{_key(prefix, checkpoint['sha256'])}"
+    with session_factory(s3_settings.database_url)() as session:
+        query = select(ModelVersion.checkpoint_uri).where(ModelVersion.id == uuid.UUID(version["id"]))
+        uri = session.scalars(query).one()
+    assert uri == f"s3://{BUCKET}/{_key(prefix, checkpoint['sha256'])}"  # in the ledger, never in an answer
     assert _keys(s3, prefix) == [_key(prefix, checkpoint["sha256"])]
     in_bucket = s3.get_object(Bucket=BUCKET, Key=_key(prefix, checkpoint["sha256"]))["Body"].read()
     assert download.content == in_bucket

@@ -20,6 +20,7 @@ import worker.jobs
 from service.app import create_app
 from service.db import make_engine
 from service.settings import Settings
+from service.storage import ObjectStore, StorageError
 from tests.service import tiny
 from tests.service.factories import TenantKey, count_rows
 from unlearning.models import load_checkpoint
@@ -189,9 +190,22 @@ def test_a_failing_job_fails_its_requests_and_releases_their_samples(
 
     job = _get(client, tenant, f"/v1/jobs/{request['job_id']}")
     assert job["status"] == "failed" and "train.npz" in job["error"]
+    assert str(data_root.resolve()) not in job["error"], job["error"]  # paths are named inside the data root only
     read = _get(client, tenant, f"/v1/deletion-requests/{request['id']}")
     assert read["status"] == "failed" and "train.npz" in read["error"]
+    assert str(data_root.resolve()) not in read["error"]
     assert count_rows(database_url, "forgotten_sample") == 0
+
+
+def test_a_job_error_names_a_stored_object_by_its_place_in_the_storage_not_the_server_path(
+    settings: Settings,
+) -> None:
+    stored = ObjectStore.from_settings(settings).put_bytes(b"a checkpoint")
+    assert stored.uri.startswith("file:///")
+    error = StorageError(f"object {stored.uri} is missing from storage")
+    described = worker.jobs._describe(error, settings)
+    place = f"<storage>/sha256/{stored.sha256[:2]}/{stored.sha256}"
+    assert described == f"StorageError: object {place} is missing from storage"
 
 
 def test_a_worker_that_lost_its_lease_records_nothing_and_leaves_only_an_orphan_file(

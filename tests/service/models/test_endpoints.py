@@ -226,6 +226,24 @@ def test_versions_list_and_models_list_show_the_original(
     assert [m["id"] for m in models["items"]] == [model["id"]]
 
 
+def test_no_answer_about_datasets_models_or_versions_names_a_server_path(
+    client: TestClient, tenant: TenantKey, data_root: Path, settings: Settings
+) -> None:
+    model = tiny.register_model(client, tenant, data_root)
+    paths = [
+        "/v1/datasets", f"/v1/datasets/{model['dataset_id']}", "/v1/models", f"/v1/models/{model['id']}",
+        f"/v1/models/{model['id']}/versions", f"/v1/models/{model['id']}/versions/1",
+    ]  # fmt: skip
+    answers = {path: client.get(path, headers=tenant.headers) for path in paths}
+    assert {path: answer.status_code for path, answer in answers.items()} == dict.fromkeys(paths, 200)
+    server_paths = (str(data_root.resolve()), str(Path(settings.storage_url).resolve()), "file://")
+    leaks = {path: [p for p in server_paths if p in answer.text] for path, answer in answers.items()}
+    assert leaks == dict.fromkeys(paths, [])
+    version = answers[f"/v1/models/{model['id']}/versions/1"].json()
+    assert set(version["checkpoint"]) == {"sha256", "size_bytes", "download_url"}
+    assert answers[f"/v1/datasets/{model['dataset_id']}"].json()["path"] == tiny.DATASET_NAME
+
+
 def test_the_original_has_no_audit(client: TestClient, tenant: TenantKey, data_root: Path) -> None:
     model = tiny.register_model(client, tenant, data_root)
     response = client.get(f"/v1/models/{model['id']}/versions/1/audit", headers=tenant.headers)
