@@ -323,18 +323,15 @@ def _download_checkpoint(api: _Api, version_path: str, target: Path, *, echo: Ca
 
 
 def audit_summary(report: dict[str, Any]) -> list[str]:
-    """A few lines on an audit report: the verdict, each check with its value and limit, and this version
-    against its parent on the forgotten samples and the test set."""
+    """A few lines on an audit report: the plain-language headline, each check with its value, interval and
+    result, and this version against its parent on the forgotten samples and the test set."""
     context = report.get("context", {})
-    failed = report["failed_checks"]
-    lines = [
-        f"audit of version {context.get('version')}: verdict {report['verdict'].upper()}"
-        + (f" (failed: {', '.join(failed)})" if failed else " (every check passed)")
-    ]
+    lines = [f"audit of version {context.get('version')}: verdict {report['verdict'].upper()}", f"  {report['headline']}"]
     width = max((len(check["name"]) for check in report["checks"]), default=0)
     for check in report["checks"]:
-        result = "pass" if check["passed"] else "FAIL"
-        lines.append(f"  {check['name']:<{width}}  {check['value']:8.2f}   {check['limit']:<22} {result}")
+        interval = f"[{check['ci_low']:.2f}, {check['ci_high']:.2f}]"
+        lines.append(f"  {check['name']:<{width}}  {check['value']:8.2f} {interval:<18} {check['limit']:<22} "
+                     f"{check['result']}")  # fmt: skip
     models = report["models"]
     parent = f"parent (v{context['parent_version']})" if context.get("parent_version") is not None else "parent"
     lines.append(f"  {'':<24}{'this version':>14}{parent:>16}")

@@ -130,6 +130,7 @@ class Plan:
     claimed_ids: list[str]  # every sample of the model forgotten or claimed by any accepted request
     earlier: dict[int, list[str]]  # version number -> samples that version forgot, for every ready version
     references: ReferenceRef | None
+    history: list[dict[str, Any]]  # the ancestors' cumulative evidence (worker.audit.headline), oldest first
 
 
 def _ref(version: ModelVersion) -> VersionRef:
@@ -166,6 +167,7 @@ def _read_plan(session: Session, job_id: uuid.UUID, settings: Settings) -> Plan:
         forget_ids=requests_repo.sample_ids_of_job(session=session, job_id=job.id),
         claimed_ids=requests_repo.claimed_sample_ids(session=session, model_id=model.id),
         earlier=dict(sorted(earlier.items())),
+        history=versions_repo.cumulative_history(session=session, model_id=model.id, up_to=parent.number),
         references=ReferenceRef(
             references.k,
             references.num_train,
@@ -441,6 +443,7 @@ def _run_unlearn(
         remaining=rest,
         test=data.test.subset(scored_pos),
         rmia=_rmia(store, plan.references, data, holdout_pos, device),
+        history=plan.history,
         context={
             **lineage,
             "method": cfg.method,

@@ -85,3 +85,19 @@ def request_ids_by_version(*, session: Session, version_ids: Iterable[uuid.UUID]
     for version_id, request_id in rows:
         covered[version_id].append(request_id)
     return covered
+
+
+def cumulative_history(*, session: Session, model_id: uuid.UUID, up_to: int) -> list[dict[str, Any]]:
+    """The cumulative evidence each ready unlearned version up to number `up_to` recorded (its metrics'
+    "cumulative" entry), oldest first; versions audited before that entry existed are left out."""
+    rows = session.execute(
+        select(ModelVersion.metrics)
+        .where(
+            ModelVersion.model_id == model_id,
+            ModelVersion.status == VersionStatus.ready,
+            ModelVersion.number >= 2,
+            ModelVersion.number <= up_to,
+        )
+        .order_by(ModelVersion.number)
+    ).scalars()
+    return [metrics["cumulative"] for metrics in rows if metrics and "cumulative" in metrics]

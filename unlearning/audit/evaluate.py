@@ -54,9 +54,9 @@ class RmiaAudit:
         self.ref_train = np.stack([_signal(m, train) for m in ref_models])  # k, N_train
         self.ref_test = np.stack([_signal(m, test) for m in ref_models])  # k, N_test
 
-    def ft_auc(self, model: nn.Module, forget: ImageSet, forget_logits: torch.Tensor,
-               test: ImageSet, test_logits: torch.Tensor, seeds=(0, 1, 2)) -> tuple[float, float]:
-        """ROC-AUC (percent) of RMIA scores, D_F positives vs D_T negatives; mean and std over seeds."""
+    def scores(self, model: nn.Module, forget: ImageSet, forget_logits: torch.Tensor,
+               test: ImageSet, test_logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """RMIA score of every forgotten sample and of every scored test sample (non-members)."""
         f_pos = np.array([self._train_pos[s] for s in forget.ids.tolist()])
         t_pos = np.array([self._test_pos[s] for s in test.ids.tolist()])
         if np.intersect1d(t_pos, self._pop_pos).size:
@@ -74,7 +74,13 @@ class RmiaAudit:
         population = np.arange(len(f_pos) + len(t_pos), len(target))
         scores = rmia_scores(target, ref, ref_in, population, mode=self.mode, offline_a=self.offline_a,
                              gamma=self.gamma)
-        return forget_test_auc(scores[: len(f_pos)], scores[len(f_pos): len(f_pos) + len(t_pos)], seeds=seeds)
+        return scores[: len(f_pos)], scores[len(f_pos): len(f_pos) + len(t_pos)]
+
+    def ft_auc(self, model: nn.Module, forget: ImageSet, forget_logits: torch.Tensor,
+               test: ImageSet, test_logits: torch.Tensor, seeds=(0, 1, 2)) -> tuple[float, float]:
+        """ROC-AUC (percent) of RMIA scores, D_F positives vs D_T negatives; mean and std over seeds."""
+        forget_scores, test_scores = self.scores(model, forget, forget_logits, test, test_logits)
+        return forget_test_auc(forget_scores, test_scores, seeds=seeds)
 
 
 def _taylor(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:

@@ -1,5 +1,7 @@
-"""The audit report of one unlearned model version: the evidence, compared with its parent and the original,
-checked against stated thresholds, as a JSON-able dict, a confidence-histogram PNG and a self-contained HTML page.
+"""The audit report of one unlearned model version: per-sample membership evidence for every forgotten sample,
+set-level results with intervals that know their sample size, the comparison with the parent and the
+original, and a verdict (pass, fail or inconclusive) against stated thresholds; as a JSON-able dict, an
+evidence figure (PNG) and a self-contained HTML page (unlearning.audit.page).
 
 The report attests a process and its evidence (what was measured, on what, with which attack); it is not a
 mathematical proof that the samples' influence is gone.
@@ -7,8 +9,6 @@ mathematical proof that the samples' influence is gone.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 from collections.abc import Sequence
@@ -16,31 +16,22 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import torch
 import torch.nn as nn
 from sklearn.svm import SVC
 
+from unlearning.audit import evidence as ev
+from unlearning.audit import stats
 from unlearning.audit.evaluate import RmiaAudit, evaluate, gaps
-from unlearning.audit.metrics import (
-    accuracy,
-    cross_entropy_per_sample,
-    loss_threshold_auc,
-    predict_logits,
-    true_class_prob,
-)
+from unlearning.audit.metrics import accuracy, predict_logits, true_class_prob
 from unlearning.audit.mis import SVC_C, SVC_GAMMA, SVC_KERNEL
-from unlearning.audit.plots import confidence_figure, to_png_bytes
+from unlearning.audit.plots import evidence_figure, to_png_bytes
 from unlearning.imageset import ImageSet
 
-REPORT_SCHEMA = "unlearning.audit.report/1"
+REPORT_SCHEMA = "unlearning.audit.report/2"
 RMIA_SEEDS = (0, 1, 2)  # RmiaAudit.ft_auc's subsample seeds (AMUN.md section 6)
-CONFIDENCE_BINS = 20  # histogram bins on [0, 1] kept in the JSON; the PNG shows the same bins
 MODEL_ROLES = ("version", "parent", "original", "retrained")
-ROLE_TITLES = {
-    "version": "this version",
-    "parent": "parent version",
-    "original": "original (version 1)",
-    "retrained": "retrained reference",
-}
+UNION = "union"
 DISCLAIMER = (
     "This report and any certificate built on it attest a process and its evidence: which samples were "
     "unlearned, by which method and code, with which inputs and outputs, and what the stated membership-"
@@ -51,23 +42,37 @@ DISCLAIMER = (
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The limits the verdict checks; stated in every report so that a reader can judge them."""
+    """The limits the verdict checks; stated in every report so that a reader can judge them.
+
+    Each check compares a 95% interval with its limit: pass when the whole interval is within, fail when
+    the whole interval is outside, inconclusive when it straddles the limit (too few samples to tell)."""
 
     # forget-vs-test AUCs (percent) must lie within center +- tolerance; 50 = an attacker cannot tell the
     # forgotten samples from samples the model never saw (a retrained model scores about 50)
     auc_center: float = 50.0
-    loss_auc_tolerance: float = 10.0  # for the current and every earlier forgotten set
-    rmia_auc_tolerance: float = 10.0  # only checked when RMIA was measured
-    # test accuracy may fall at most this many percentage points below the parent's
+    auc_tolerance: float = 10.0
+    # share (percent) of forgotten samples whose p-value against never-seen data is at least evidence.ALPHA;
+    # never-seen data gives about 95, so 90 allows a few samples that stay member-like
+    min_indistinguishable_pct: float = 90.0
+    # test accuracy may fall at most this many points below the parent's, and below the original's
     max_test_acc_drop: float = 3.0
+    max_cumulative_test_acc_drop: float = 3.0
+    # the remaining data's forget-vs-test AUC may rise at most this many points over the parent's: samples
+    # that stay must not become more exposed by the unlearning of others (the "onion effect")
+    max_retained_exposure_increase: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("loss_auc_tolerance", "rmia_auc_tolerance", "max_test_acc_drop"):
+        for name in ("auc_tolerance", "max_test_acc_drop", "max_cumulative_test_acc_drop",
+                     "max_retained_exposure_increase"):  # fmt: skip
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"Thresholds.{name} must be a finite number >= 0, got {value}")
         if not 0.0 <= self.auc_center <= 100.0:
             raise ValueError(f"Thresholds.auc_center must lie in [0, 100] (percent), got {self.auc_center}")
+        if not 0.0 <= self.min_indistinguishable_pct <= 100.0:
+            raise ValueError(
+                f"Thresholds.min_indistinguishable_pct must lie in [0, 100], got {self.min_indistinguishable_pct}"
+            )
 
 
 def build_report(
@@ -83,35 +88,45 @@ def build_report(
     retrained: nn.Module | None = None,
     thresholds: Thresholds = Thresholds(),
     context: dict[str, Any],
+    history: Sequence[dict[str, Any]] = (),
     seed: int = 0,
 ) -> dict[str, Any]:
     """Measure `model` (the new version) and its comparison models; return the report as a JSON-able dict.
 
     Inputs: `current` = the samples this version forgot; `earlier` = (label, samples) of every set forgotten
-    by an ancestor version, label e.g. the request id; `retain_sample` = a sample of the remaining training
-    data (none of it forgotten); `test` = held-out data (with `rmia`, none of it in the RMIA population);
-    `seed` = the MIS member-sampling seed. `context` is copied in unchanged (it must be JSON-able); the
-    service puts there: method, hyper_parameters, seeds, code_version, model_id, version, parent_version,
+    by an ancestor version, label e.g. "v2"; `retain_sample` = a sample of the remaining training data (none
+    of it forgotten); `test` = held-out data the audited models never trained on (with `rmia`, none of it in
+    the RMIA population): the never-seen population every p-value is computed against; `history` = the
+    cumulative evidence of earlier versions as `history_entry` gave it, oldest first; `seed` = the MIS
+    member-sampling and bootstrap seed. `context` is copied in unchanged (it must be JSON-able); the service
+    puts there: method, hyper_parameters, seeds, code_version, model_id, version, parent_version,
     request_ids, input_sha256 (parent checkpoint), output_sha256 (this checkpoint).
 
-    Schema ("unlearning.audit.report/1"; percentages throughout, AUCs in percent, 50 = indistinguishable):
-      schema: str
-      context: dict                              the caller's context, verbatim
-      data: {current: {n}, earlier: [{label, n}], retain_sample: {n}, test: {n}, mis_seed: int}
-      rmia: {measured: bool, reference_models: int | None, mode: str | None, gamma: float | None,
-             seeds: [int]}
+    Schema ("unlearning.audit.report/2"; percentages throughout, AUCs in percent, 50 = indistinguishable;
+    an Interval is {value, ci_low, ci_high, method}, 95% two-sided):
+      schema, context, headline: str (plain language), verdict: "pass" | "fail" | "inconclusive",
+      reasons: [str] (why, one per check that did not pass), failed_checks, inconclusive_checks: [str]
+      data: {current: {n}, earlier: [{label, n}], union: {n}, retain_sample: {n}, test: {n}, seed}
+      evidence: {score, score_description, alpha, current: SetEvidence, union: SetEvidence | None}
+        SetEvidence: {n, indistinguishable, indistinguishable_pct: Interval, expected_pct_if_never_seen,
+                      binomial_p, auc: Interval}      (this version)
+      per_sample: [{id, set, score, p_value, indistinguishable}]   every sample forgotten so far ("current"
+                                                   or the earlier set's label), this version's scores
+      rmia: {measured, reference_models, mode, gamma, seeds}
       models: {version, parent, original[, retrained]: ModelEntry}
-        ModelEntry: {retain_acc, test_acc, test_conf, current: SetEntry, earlier: [SetEntry],
-                     confidence: {forget, remaining, test: ConfidenceStats}}
-        SetEntry: {label, n, forget_acc, forget_conf, mis, loss_auc
-                   [, rmia_ft_auc, rmia_ft_auc_std, rmia_signal_outside_share]   (when rmia is given)}
-        ConfidenceStats: {n, mean, std, min, p05, p25, median, p75, p95, max, counts: [int] * bins}
-      confidence_bins: [float]                    the histogram bin edges on [0, 1]
+        ModelEntry: {retain_acc, test_acc, test_conf, ci: {retain_acc, test_acc}, current: SetEntry,
+                     earlier: [SetEntry], union: SetEntry | None, retained: {auc, indistinguishable_pct},
+                     score_quantiles: {forget, remaining, test: {n, mean, p05, p25, median, p75, p95}}}
+        SetEntry: {label, n, forget_acc, forget_conf, mis, loss_auc[, rmia_ft_auc, rmia_ft_auc_std,
+                   rmia_signal_outside_share], ci: {forget_acc, mis, loss_auc[, rmia_auc]}: [low, high],
+                   evidence: SetEvidence}
+      utility: {test_acc_drop_vs_parent, test_acc_drop_vs_original: Interval}
+      retained_exposure: {change_vs_parent: Interval}    remaining-vs-test AUC, this version minus parent
       gap_to_retrained: {avg_gap_mis[, avg_gap_rmia]} | None   (unlearning.audit.evaluate.gaps)
-      thresholds: {auc_center, loss_auc_tolerance, rmia_auc_tolerance, max_test_acc_drop}
-      checks: [{name, description, value, min, max, limit, passed}]   min/max None = unbounded
-      failed_checks: [str]
-      verdict: "pass" | "fail"                   "pass" only if every check passed
+      thresholds: Thresholds
+      checks: [{name, description, value, ci_low, ci_high, min, max, limit, result, passed, decides,
+                samples, samples_needed, reason}]
+      history: [history_entry], oldest first, this version last
     """
     context = _json_copy(context, "context")
     if len(current) == 0:
@@ -119,33 +134,65 @@ def build_report(
     if len(retain_sample) == 0 or len(test) == 0:
         raise ValueError(f"retain_sample ({len(retain_sample)}) and test ({len(test)}) must not be empty")
     _check_sets(current, earlier, retain_sample)
+    union = _union(current, earlier) if earlier else None
 
     models = {"version": model, "parent": parent, "original": original}
     if retrained is not None:
         models["retrained"] = retrained
-    entries: dict[str, dict[str, Any]] = {}
-    raw: dict[str, dict[str, float]] = {}
+    measured: dict[str, _Measured] = {}
     done: dict[int, str] = {}  # the parent of version 2 is the original: measure each module once
     for role, net in models.items():
         if id(net) in done:
-            entries[role], raw[role] = entries[done[id(net)]], raw[done[id(net)]]
+            measured[role] = measured[done[id(net)]]
             continue
-        entries[role], raw[role] = _measure(net, current, earlier, retain_sample, test, rmia, seed)
+        measured[role] = _measure(net, current, earlier, union, retain_sample, test, rmia, seed)
         done[id(net)] = role
 
-    gap = gaps(raw["version"], raw["retrained"]) if retrained is not None else None
-    checks = _checks(entries, rmia is not None, thresholds)
-    failed = [check["name"] for check in checks if not check["passed"]]
+    version = measured["version"]
+    utility = {
+        "test_acc_drop_vs_parent": stats.paired_difference(
+            measured["parent"].test_correct, version.test_correct, seed=seed
+        ).as_dict(),
+        "test_acc_drop_vs_original": stats.paired_difference(
+            measured["original"].test_correct, version.test_correct, seed=seed
+        ).as_dict(),
+    }
+    exposure = stats.paired_auc_difference(
+        version.scores["remaining"], version.scores["test"],
+        measured["parent"].scores["remaining"], measured["parent"].scores["test"], seed=seed,
+    )  # fmt: skip
+    checks = _checks(measured, utility, exposure, thresholds, n_test=len(test))
+    verdict, reasons = _verdict(checks)
+    sets = ["current"] * len(current) + [label for label, samples in earlier for _ in range(len(samples))]
+    everyone = union if union is not None else current
+    per_sample = ev.per_sample_rows(
+        everyone.ids, sets, version.forgotten_scores, version.forgotten_p
+    )
+    evidence = {
+        "score": version.score_name,
+        "score_description": ev.SCORE_DESCRIPTIONS[version.score_name],
+        "alpha": ev.ALPHA,
+        "current": version.entry["current"]["evidence"],
+        "union": version.entry["union"]["evidence"] if union is not None else None,
+    }
     report = {
         "schema": REPORT_SCHEMA,
         "context": context,
+        "headline": _headline(evidence, verdict, reasons),
+        "verdict": verdict,
+        "reasons": reasons,
+        "failed_checks": [c["name"] for c in checks if c["result"] == stats.FAIL],
+        "inconclusive_checks": [c["name"] for c in checks if c["result"] == stats.INCONCLUSIVE],
         "data": {
             "current": {"n": len(current)},
             "earlier": [{"label": label, "n": len(samples)} for label, samples in earlier],
+            "union": {"n": len(everyone)},
             "retain_sample": {"n": len(retain_sample)},
             "test": {"n": len(test)},
-            "mis_seed": seed,
+            "seed": seed,
         },
+        "evidence": evidence,
+        "per_sample": per_sample,
         "rmia": {
             "measured": rmia is not None,
             "reference_models": rmia.k if rmia is not None else None,
@@ -153,16 +200,178 @@ def build_report(
             "gamma": float(rmia.gamma) if rmia is not None else None,
             "seeds": list(RMIA_SEEDS),
         },
-        "models": entries,
-        "confidence_bins": _bin_edges().tolist(),
-        "gap_to_retrained": gap,
+        "models": {role: m.entry for role, m in measured.items()},
+        "utility": utility,
+        "retained_exposure": {"change_vs_parent": exposure.as_dict()},
+        "gap_to_retrained": gaps(version.raw, measured["retrained"].raw) if retrained is not None else None,
         "thresholds": asdict(thresholds),
         "checks": checks,
-        "failed_checks": failed,
-        "verdict": "pass" if not failed else "fail",
     }
+    report["history"] = [*history, history_entry(report)]
     # A deep copy through JSON: entries shared between roles become independent, and a NaN is caught here
     return _json_copy(report, "report")
+
+
+def history_entry(report: dict[str, Any]) -> dict[str, Any]:
+    """One version's cumulative evidence, as the next versions' reports list it."""
+    cumulative = report["evidence"]["union"] or report["evidence"]["current"]
+    return {
+        "version": report["context"].get("version"),
+        "samples": cumulative["n"],
+        "indistinguishable_pct": cumulative["indistinguishable_pct"],
+        "auc": cumulative["auc"],
+        "verdict": report["verdict"],
+    }
+
+
+# ---- measuring one model ----
+
+
+@dataclass
+class _Measured:
+    entry: dict[str, Any]  # the model's ModelEntry
+    raw: dict[str, float]  # evaluate()'s flat metrics of the current set, for gaps()
+    score_name: str
+    scores: dict[str, np.ndarray]  # "current", each earlier label, "remaining", "test"
+    forgotten_scores: np.ndarray  # current, then every earlier set in order (the union's order)
+    forgotten_p: np.ndarray
+    test_correct: np.ndarray  # 1.0 where the model classifies the test sample correctly
+
+
+def _measure(
+    net: nn.Module,
+    current: ImageSet,
+    earlier: list[tuple[str, ImageSet]],
+    union: ImageSet | None,
+    retain_sample: ImageSet,
+    test: ImageSet,
+    rmia: RmiaAudit | None,
+    seed: int,
+) -> _Measured:
+    metrics, conf = evaluate(net, current, retain_sample, test, rmia=rmia, seed=seed)
+    named = {"current": current, **dict(earlier), "remaining": retain_sample}
+    logits = {name: predict_logits(net, samples.x) for name, samples in named.items()}
+    test_logits = predict_logits(net, test.x)
+    score_name = ev.RMIA if rmia is not None else ev.LOG_ODDS
+
+    def score(samples: ImageSet, z: torch.Tensor) -> np.ndarray:
+        if rmia is None:
+            return ev.log_odds_confidence(z, samples.y)
+        return rmia.scores(net, samples, z, test, test_logits)[0]
+
+    if rmia is None:
+        test_scores = ev.log_odds_confidence(test_logits, test.y)
+    else:
+        test_scores = rmia.scores(net, current, logits["current"], test, test_logits)[1]
+    scores = {name: score(named[name], logits[name]) for name in named}
+    scores["test"] = test_scores
+    mis_attack = _fit_mis_attack(conf.retain, conf.test, seed)
+    loss_test = ev.log_odds_confidence(test_logits, test.y)  # the loss attack's held-out scores
+
+    def set_entry(label: str, samples: ImageSet, z: torch.Tensor, s: np.ndarray) -> dict[str, Any]:
+        prob = true_class_prob(z, samples.y)
+        correct = int((z.argmax(dim=1) == samples.y.cpu()).sum())
+        mis_count = int(np.sum(mis_attack.predict(prob[:, None]) == 0))
+        loss = stats.auc(ev.log_odds_confidence(z, samples.y), loss_test, seed=seed)
+        # without RMIA the evidence score is the loss attack's own (log-odds rank like the loss): one AUC
+        found = ev.set_evidence(s, test_scores, seed=seed, auc=loss if rmia is None else None)
+        entry = {
+            "label": label,
+            "n": len(samples),
+            "forget_acc": accuracy(z, samples.y),
+            "forget_conf": float(prob.mean()),
+            "mis": 100.0 * mis_count / len(samples),
+            "loss_auc": loss.value,
+            "ci": {
+                "forget_acc": _ci(stats.proportion(correct, len(samples))),
+                "mis": _ci(stats.proportion(mis_count, len(samples))),
+                "loss_auc": _ci(loss),
+            },
+            "evidence": found.as_dict(),
+        }
+        if rmia is not None:
+            entry["rmia_ft_auc"], entry["rmia_ft_auc_std"] = rmia.ft_auc(
+                net, samples, z, test, test_logits, seeds=RMIA_SEEDS
+            )
+            entry["rmia_signal_outside_share"] = rmia.last_outside_share
+            entry["ci"]["rmia_auc"] = _ci(found.auc)  # the full-set RMIA AUC's interval
+        return entry
+
+    current_entry = set_entry("current", current, logits["current"], scores["current"])
+    earlier_entries = [set_entry(label, samples, logits[label], scores[label]) for label, samples in earlier]
+    forgotten_scores = np.concatenate([scores["current"]] + [scores[label] for label, _ in earlier])
+    union_entry = None
+    if union is not None:
+        union_logits = torch.cat([logits["current"]] + [logits[label] for label, _ in earlier])
+        union_entry = set_entry(UNION, union, union_logits, forgotten_scores)
+    test_correct = (test_logits.argmax(dim=1) == test.y.cpu()).double().numpy()
+    retained_p = ev.p_values(scores["remaining"], test_scores)
+    entry = {
+        "retain_acc": metrics["retain_acc"],
+        "test_acc": metrics["test_acc"],
+        "test_conf": metrics["test_conf"],
+        "ci": {
+            "retain_acc": _ci(stats.proportion(round(metrics["retain_acc"] * len(retain_sample) / 100), len(retain_sample))),
+            "test_acc": _ci(stats.proportion(int(test_correct.sum()), len(test))),
+        },
+        "current": current_entry,
+        "earlier": earlier_entries,
+        "union": union_entry,
+        "retained": {
+            "auc": stats.auc(scores["remaining"], test_scores, seed=seed).as_dict(),
+            "indistinguishable_pct": stats.proportion(int(np.sum(retained_p >= ev.ALPHA)), len(retained_p)).as_dict(),
+        },
+        "score_quantiles": {
+            "forget": _quantiles(scores["current"]),
+            "remaining": _quantiles(scores["remaining"]),
+            "test": _quantiles(test_scores),
+        },
+    }
+    return _Measured(
+        entry=entry,
+        raw=metrics,
+        score_name=score_name,
+        scores=scores,
+        forgotten_scores=forgotten_scores,
+        forgotten_p=ev.p_values(forgotten_scores, test_scores),
+        test_correct=test_correct,
+    )
+
+
+def _ci(interval: stats.Interval) -> list[float]:
+    return [interval.low, interval.high]
+
+
+def _quantiles(values: np.ndarray) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    p05, p25, median, p75, p95 = np.quantile(arr, [0.05, 0.25, 0.5, 0.75, 0.95])
+    return {"n": len(arr), "mean": float(arr.mean()), "p05": float(p05), "p25": float(p25),
+            "median": float(median), "p75": float(p75), "p95": float(p95)}  # fmt: skip
+
+
+def _union(current: ImageSet, earlier: list[tuple[str, ImageSet]]) -> ImageSet:
+    parts = [current] + [samples for _, samples in earlier]
+    device = current.x.device
+    return ImageSet(
+        torch.cat([p.x.to(device) for p in parts]),
+        torch.cat([p.y.to(device) for p in parts]),
+        np.concatenate([p.ids for p in parts]),
+    )
+
+
+def _fit_mis_attack(retain_prob: np.ndarray, test_prob: np.ndarray, seed: int) -> SVC:
+    """mis.mis_score's classifier, fitted once so that every set is scored without refitting.
+
+    The same members (drawn with the same seed), constants and features as mis_score: a report test checks
+    that it scores a set exactly as evaluate() does. Refitting per set would cost seconds each on a 10k
+    test set.
+    """
+    rng = np.random.default_rng(seed)
+    n_members = min(len(test_prob), len(retain_prob))
+    members = retain_prob[rng.choice(len(retain_prob), size=n_members, replace=False)]
+    x = np.concatenate([members, test_prob])[:, None]  # n, 1
+    labels = np.concatenate([np.ones(n_members), np.zeros(len(test_prob))])
+    return SVC(C=SVC_C, gamma=SVC_GAMMA, kernel=SVC_KERNEL).fit(x, labels)
 
 
 def _json_copy(value: Any, name: str) -> Any:
@@ -177,6 +386,9 @@ def _check_sets(current: ImageSet, earlier: list[tuple[str, ImageSet]], retain_s
     labels = [label for label, _ in earlier]
     if len(set(labels)) != len(labels) or any(not isinstance(label, str) or not label for label in labels):
         raise ValueError(f"earlier set labels must be distinct non-empty strings, got {labels}")
+    reserved = {"current", UNION, "remaining", "test"} & set(labels)
+    if reserved:
+        raise ValueError(f"earlier set labels {sorted(reserved)} are reserved names")
     forgotten = {"current": set(current.ids.tolist())}
     for label, samples in earlier:
         if len(samples) == 0:
@@ -198,163 +410,122 @@ def _check_sets(current: ImageSet, earlier: list[tuple[str, ImageSet]], retain_s
                 )
 
 
-def _measure(
-    net: nn.Module,
-    current: ImageSet,
-    earlier: list[tuple[str, ImageSet]],
-    retain_sample: ImageSet,
-    test: ImageSet,
-    rmia: RmiaAudit | None,
-    seed: int,
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """One model's entry, and evaluate()'s flat metrics of the current set (what gaps() compares)."""
-    metrics, conf = evaluate(net, current, retain_sample, test, rmia=rmia, seed=seed)
-    test_logits = predict_logits(net, test.x)
-    test_loss = cross_entropy_per_sample(test_logits, test.y)
-    current_entry = {
-        "label": "current",
-        "n": len(current),
-        "forget_acc": metrics["forget_acc"],
-        "forget_conf": metrics["forget_conf"],
-        "mis": metrics["mis"],
-        "loss_auc": _loss_auc(net, current, test_loss),
-    }
-    if rmia is not None:
-        current_entry["rmia_ft_auc"] = metrics["rmia_ft_auc"]
-        current_entry["rmia_ft_auc_std"] = metrics["rmia_ft_auc_std"]
-        current_entry["rmia_signal_outside_share"] = metrics["rmia_signal_outside_share"]
-
-    earlier_entries = []
-    if earlier:
-        mis_attack = _fit_mis_attack(conf.retain, conf.test, seed)
-        for label, samples in earlier:
-            logits = predict_logits(net, samples.x)
-            forget_prob = true_class_prob(logits, samples.y)
-            entry = {
-                "label": label,
-                "n": len(samples),
-                "forget_acc": accuracy(logits, samples.y),
-                "forget_conf": float(forget_prob.mean()),
-                "mis": 100.0 * float(np.mean(mis_attack.predict(forget_prob[:, None]) == 0)),
-                "loss_auc": 100.0 * loss_threshold_auc(cross_entropy_per_sample(logits, samples.y), test_loss),
-            }
-            if rmia is not None:
-                entry["rmia_ft_auc"], entry["rmia_ft_auc_std"] = rmia.ft_auc(
-                    net, samples, logits, test, test_logits, seeds=RMIA_SEEDS
-                )
-                entry["rmia_signal_outside_share"] = rmia.last_outside_share
-            earlier_entries.append(entry)
-
-    entry = {
-        "retain_acc": metrics["retain_acc"],
-        "test_acc": metrics["test_acc"],
-        "test_conf": metrics["test_conf"],
-        "current": current_entry,
-        "earlier": earlier_entries,
-        "confidence": {
-            "forget": _confidence_stats(conf.forget),
-            "remaining": _confidence_stats(conf.retain),
-            "test": _confidence_stats(conf.test),
-        },
-    }
-    return entry, metrics
+# ---- checks and the verdict ----
 
 
-def _loss_auc(net: nn.Module, samples: ImageSet, test_loss: np.ndarray) -> float:
-    loss = cross_entropy_per_sample(predict_logits(net, samples.x), samples.y)
-    return 100.0 * loss_threshold_auc(loss, test_loss)
-
-
-def _fit_mis_attack(retain_prob: np.ndarray, test_prob: np.ndarray, seed: int) -> SVC:
-    """mis.mis_score's classifier, fitted once so that every earlier set is scored without refitting.
-
-    The same members (drawn with the same seed), constants and features as mis_score: a report test checks
-    that it scores the current set exactly as evaluate() does. Refitting per set would cost seconds each
-    on a 10k test set.
-    """
-    rng = np.random.default_rng(seed)
-    n_members = min(len(test_prob), len(retain_prob))
-    members = retain_prob[rng.choice(len(retain_prob), size=n_members, replace=False)]
-    x = np.concatenate([members, test_prob])[:, None]  # n, 1
-    labels = np.concatenate([np.ones(n_members), np.zeros(len(test_prob))])
-    return SVC(C=SVC_C, gamma=SVC_GAMMA, kernel=SVC_KERNEL).fit(x, labels)
-
-
-def _bin_edges() -> np.ndarray:
-    return np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
-
-
-def _confidence_stats(values: np.ndarray) -> dict[str, Any]:
-    # The per-sample arrays are as long as the sets (10k+ values); quantiles and bin counts describe them
-    # well enough for a reader, and the PNG shows the shapes.
-    arr = np.asarray(values, dtype=np.float64)
-    p05, p25, median, p75, p95 = np.quantile(arr, [0.05, 0.25, 0.5, 0.75, 0.95])
-    counts, _ = np.histogram(arr, bins=_bin_edges())
-    return {
-        "n": len(arr),
-        "mean": float(arr.mean()),
-        "std": float(arr.std()),
-        "min": float(arr.min()),
-        "p05": float(p05),
-        "p25": float(p25),
-        "median": float(median),
-        "p75": float(p75),
-        "p95": float(p95),
-        "max": float(arr.max()),
-        "counts": counts.astype(int).tolist(),
-    }
-
-
-def _check(name: str, description: str, value: float, low: float | None, high: float | None) -> dict[str, Any]:
+def _limit(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        limit = f"{low:g} <= value <= {high:g}"
-    elif high is not None:
-        limit = f"value <= {high:g}"
+        return f"{low:g} <= value <= {high:g}"
+    if high is not None:
+        return f"value <= {high:g}"
+    return f"value >= {low:g}"
+
+
+def _check(name: str, description: str, interval: dict[str, Any], low: float | None, high: float | None, *,
+           samples: int, unit: str, share: bool, decides: str) -> dict[str, Any]:  # fmt: skip
+    """One check of a 95% interval against [low, high]; `decides` = "verdict" (any result counts) or
+    "fail_only" (only a decided failure counts: an earlier set too small to tell does not hold the verdict
+    back, the union of all forgotten samples carries the cumulative evidence)."""
+    iv = stats.Interval(interval["value"], interval["ci_low"], interval["ci_high"], interval["method"])
+    result = stats.decide(iv, low, high)
+    needed = None
+    if result == stats.INCONCLUSIVE:
+        needed = (stats.samples_needed_for_share(iv.value, low, high) if share
+                  else stats.samples_needed_for_interval(iv, samples, low, high))  # fmt: skip
+    limit = _limit(low, high)
+    measured = f"{description}: {iv.value:.1f} (95% CI {iv.low:.1f} to {iv.high:.1f}) from {samples} {unit}"
+    if result == stats.PASS:
+        reason = f"{measured}, within {limit}"
+    elif result == stats.FAIL:
+        reason = f"{measured}, outside {limit}"
+    elif needed is None:
+        reason = f"{measured} straddles {limit}, and the estimate sits on the limit: more {unit} would not decide"
     else:
-        limit = f"value >= {low:g}"
-    passed = math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high)
+        reason = f"{measured} straddles {limit}: too few to decide; about {needed} {unit} would be needed"
     return {
         "name": name,
         "description": description,
-        "value": value,
+        "value": iv.value,
+        "ci_low": iv.low,
+        "ci_high": iv.high,
         "min": low,
         "max": high,
         "limit": limit,
-        "passed": bool(passed),
+        "result": result,
+        "passed": result == stats.PASS,
+        "decides": decides,
+        "samples": samples,
+        "samples_needed": needed,
+        "reason": reason,
     }
 
 
-def _checks(entries: dict[str, dict[str, Any]], rmia_measured: bool, t: Thresholds) -> list[dict[str, Any]]:
-    version = entries["version"]
-    loss_band = (t.auc_center - t.loss_auc_tolerance, t.auc_center + t.loss_auc_tolerance)
-    rmia_band = (t.auc_center - t.rmia_auc_tolerance, t.auc_center + t.rmia_auc_tolerance)
-    sets = [("current", "the samples forgotten by this version", version["current"])] + [
-        (f"earlier[{entry['label']}]", f"the samples forgotten earlier ({entry['label']})", entry)
-        for entry in version["earlier"]
-    ]
-    checks = [
-        _check(f"loss_auc.{key}", f"loss-threshold AUC, forget vs test, of {what}", entry["loss_auc"], *loss_band)
-        for key, what, entry in sets
-    ]
-    if rmia_measured:
-        checks += [
-            _check(f"rmia_ft_auc.{key}", f"RMIA AUC, forget vs test, of {what}", entry["rmia_ft_auc"], *rmia_band)
-            for key, what, entry in sets
-        ]
-    drop = entries["parent"]["test_acc"] - version["test_acc"]
-    checks.append(
-        _check(
-            "test_acc_drop_vs_parent",
-            "test accuracy points lost relative to the parent version",
-            drop,
-            None,
-            t.max_test_acc_drop,
-        )
-    )
+def _checks(measured: dict[str, _Measured], utility: dict[str, Any], exposure: stats.Interval, t: Thresholds,
+            *, n_test: int) -> list[dict[str, Any]]:  # fmt: skip
+    version = measured["version"].entry
+    band = (t.auc_center - t.auc_tolerance, t.auc_center + t.auc_tolerance)
+    share = (t.min_indistinguishable_pct, None)
+    sets = [("current", "the samples this version forgot", version["current"], "verdict")]
+    if version["union"] is not None:
+        sets.append((UNION, "every sample forgotten so far", version[UNION], "verdict"))
+        sets += [(f"earlier[{e['label']}]", f"the samples forgotten by {e['label']}", e, "fail_only")
+                 for e in version["earlier"]]  # fmt: skip
+    checks = []
+    for key, what, entry, decides in sets:
+        found = entry["evidence"]
+        checks.append(_check(f"indistinguishable.{key}", f"share of {what} that look never seen (p >= {ev.ALPHA:g})",
+                             found["indistinguishable_pct"], *share, samples=entry["n"], unit="forgotten samples",
+                             share=True, decides=decides))  # fmt: skip
+        checks.append(_check(f"forget_auc.{key}", f"forget-vs-test AUC of {what}", found["auc"], *band,
+                             samples=entry["n"], unit="forgotten samples", share=False, decides=decides))  # fmt: skip
+    checks.append(_check("test_acc_drop_vs_parent", "test accuracy points lost relative to the parent version",
+                         utility["test_acc_drop_vs_parent"], None, t.max_test_acc_drop, samples=n_test,
+                         unit="test samples", share=False, decides="verdict"))  # fmt: skip
+    checks.append(_check("test_acc_drop_vs_original", "test accuracy points lost relative to the original (version 1)",
+                         utility["test_acc_drop_vs_original"], None, t.max_cumulative_test_acc_drop, samples=n_test,
+                         unit="test samples", share=False, decides="verdict"))  # fmt: skip
+    checks.append(_check("retained_exposure_increase",
+                         "rise of the remaining data's membership AUC over the parent's (onion effect)",
+                         exposure.as_dict(), None, t.max_retained_exposure_increase, samples=n_test,
+                         unit="test samples", share=False, decides="verdict"))  # fmt: skip
     return checks
 
 
-def histograms_png(
+def _verdict(checks: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    failed = [c for c in checks if c["result"] == stats.FAIL]
+    undecided = [c for c in checks if c["result"] == stats.INCONCLUSIVE and c["decides"] == "verdict"]
+    if failed:
+        return stats.FAIL, [c["reason"] for c in failed]
+    if undecided:
+        return stats.INCONCLUSIVE, [c["reason"] for c in undecided]
+    return stats.PASS, []
+
+
+def _share_sentence(found: dict[str, Any], what: str) -> str:
+    share = found["indistinguishable_pct"]
+    return (
+        f"{found['indistinguishable']} of {found['n']} {what} ({share['value']:.0f}%, 95% CI "
+        f"{share['ci_low']:.0f}-{share['ci_high']:.0f}%) look like data the model never saw"
+    )
+
+
+def _headline(evidence: dict[str, Any], verdict: str, reasons: list[str]) -> str:
+    """The report in two or three plain sentences, for a reviewer who reads nothing else."""
+    text = _share_sentence(evidence["current"], "samples forgotten by this version")
+    text += f" (p >= {evidence['alpha']:g}; data never seen gives about {100 * (1 - evidence['alpha']):.0f}%)."
+    if evidence["union"] is not None:
+        text += " Across all samples forgotten so far: " + _share_sentence(evidence["union"], "samples") + "."
+    if verdict == stats.PASS:
+        return text + " Verdict: pass, every check within its limit."
+    if verdict == stats.FAIL:
+        return text + f" Verdict: fail. {reasons[0]}."
+    return text + f" Verdict: inconclusive, the evidence cannot decide yet. {reasons[0]}."
+
+
+# ---- the evidence figure ----
+
+
+def evidence_png(
     *,
     model: nn.Module,
     parent: nn.Module,
@@ -363,216 +534,37 @@ def histograms_png(
     retain_sample: ImageSet,
     test: ImageSet,
     earlier: Sequence[tuple[str, ImageSet]] = (),
+    versions: dict[str, int | None] | None = None,
     title: str | None = None,
 ) -> bytes:
-    """PNG of true-class confidence histograms, forget vs test vs remaining, for the original, the parent
-    and this version (one panel each); earlier forgotten sets, when given, appear together as one more set.
-    """
-    earlier_x = [samples for _, samples in earlier]
+    """PNG of the log-odds of true-class confidence (the no-RMIA evidence score), forget vs test vs remaining,
+    for the original, the parent (when it is not the original) and this version, one panel each.
+
+    `versions` gives the version numbers for the panel titles: {"version": n, "parent": n}."""
+    versions = versions or {}
+    roles = [("original", original)]
+    if parent is not original:
+        roles.append(("parent", parent))
+    roles.append(("version", model))
     panels = {}
-    for role, net in (("original", original), ("parent", parent), ("version", model)):
-        sets = {
-            "forget": _confidences(net, current),
-            "test": _confidences(net, test),
-            "remaining": _confidences(net, retain_sample),
-        }
-        if earlier_x:
-            sets["earlier forgotten"] = np.concatenate([_confidences(net, samples) for samples in earlier_x])
-        panels[ROLE_TITLES[role]] = sets
-    return to_png_bytes(confidence_figure(panels, title=title, bins=CONFIDENCE_BINS))
+    for role, net in roles:
+        sets = {"test (never seen)": _log_odds(net, test), "remaining": _log_odds(net, retain_sample)}
+        if earlier:
+            sets["forgotten earlier"] = np.concatenate([_log_odds(net, samples) for _, samples in earlier])
+        sets["forgotten now"] = _log_odds(net, current)
+        panels[_panel_title(role, versions, parent is original)] = sets
+    return to_png_bytes(evidence_figure(panels, alpha=ev.ALPHA, title=title))
 
 
-def _confidences(net: nn.Module, samples: ImageSet) -> np.ndarray:
-    return true_class_prob(predict_logits(net, samples.x), samples.y)
+def _panel_title(role: str, versions: dict[str, int | None], parent_is_original: bool) -> str:
+    if role == "version":
+        number = versions.get("version")
+        return "this version" + (f" (v{number})" if number is not None else "")
+    if role == "parent":
+        number = versions.get("parent")
+        return "parent" + (f" (v{number})" if number is not None else "")
+    return "original (v1), the parent" if parent_is_original else "original (v1)"
 
 
-# ---- the human page ----
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;
-color:#1d1d1f;padding:0 1rem;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.92rem}
-th,td{border:1px solid #d0d0d0;padding:.25rem .6rem;text-align:left;vertical-align:top}
-th{background:#f4f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.verdict{font-size:1.5rem;font-weight:700;padding:.8rem 1.2rem;border-radius:.4rem;margin:1rem 0}
-.verdict.pass{background:#e3f6e8;color:#0c5d26;border:2px solid #2f9e55}
-.verdict.fail{background:#fde7e7;color:#8a1010;border:2px solid #d33}
-.ok{color:#0c5d26;font-weight:600}.bad{color:#8a1010;font-weight:600}
-.note{background:#fff8e1;border-left:4px solid #e0a800;padding:.6rem 1rem}
-img{max-width:100%;border:1px solid #ddd}code{font-size:.88rem}
-"""
-
-
-def _e(value: Any) -> str:
-    """Any value as escaped HTML text; numbers get a fixed, readable precision."""
-    if value is None:
-        return "&mdash;"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return html.escape(f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3g}")
-    if isinstance(value, (dict, list)):
-        return html.escape(json.dumps(value, sort_keys=True, ensure_ascii=False))
-    return html.escape(str(value), quote=True)
-
-
-def _cell(value: Any) -> str:
-    css = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-    return f"<td{css}>{_e(value)}</td>"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _kv_table(items: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th>{_e(key)}</th><td>{_kv_table(value) if isinstance(value, dict) and value else _e(value)}</td></tr>"
-        for key, value in items.items()
-    )
-    return f"<table><tbody>{rows}</tbody></table>"
-
-
-def _rmia_text(entry: dict[str, Any]) -> str | None:
-    if "rmia_ft_auc" not in entry:
-        return None
-    return f"{entry['rmia_ft_auc']:.2f} ± {entry['rmia_ft_auc_std']:.2f}"
-
-
-def render_html(report: dict[str, Any], png: bytes) -> str:
-    """The report as one self-contained HTML page (inline CSS, the histogram PNG as a data URI)."""
-    roles = [role for role in MODEL_ROLES if role in report["models"]]
-    models = report["models"]
-    verdict = report["verdict"]
-    css_class = "pass" if verdict == "pass" else "fail"
-    context = report["context"]
-    title_bits = [
-        f"{label} {context[key]}" for key, label in (("model_id", "model"), ("version", "version")) if key in context
-    ]
-    title = "Unlearning audit report" + (f" — {', '.join(title_bits)}" if title_bits else "")
-
-    checks_rows = "".join(
-        "<tr>"
-        + "".join(_cell(v) for v in (c["name"], c["description"], c["value"], c["limit"]))
-        + ('<td class="ok">pass</td>' if c["passed"] else '<td class="bad">FAIL</td>')
-        + "</tr>"
-        for c in report["checks"]
-    )
-    checks_html = (
-        "<table><thead><tr><th>check</th><th>what</th><th>value</th><th>limit</th><th>result</th></tr></thead>"
-        f"<tbody>{checks_rows}</tbody></table>"
-    )
-
-    current_rows = [
-        [
-            ROLE_TITLES[role],
-            models[role]["current"]["forget_acc"],
-            models[role]["retain_acc"],
-            models[role]["test_acc"],
-            models[role]["current"]["mis"],
-            models[role]["current"]["loss_auc"],
-            _rmia_text(models[role]["current"]),
-        ]
-        for role in roles
-    ]
-    current_html = _table(
-        ["model", "forget acc %", "remaining acc %", "test acc %", "MIS %", "loss AUC %", "RMIA AUC %"],
-        current_rows,
-    )
-
-    earlier_rows = [
-        [
-            entry["label"],
-            ROLE_TITLES[role],
-            entry["n"],
-            entry["forget_acc"],
-            entry["mis"],
-            entry["loss_auc"],
-            _rmia_text(entry),
-        ]
-        for i in range(len(report["data"]["earlier"]))
-        for role in roles
-        for entry in [models[role]["earlier"][i]]
-    ]
-    earlier_html = (
-        _table(["set", "model", "samples", "forget acc %", "MIS %", "loss AUC %", "RMIA AUC %"], earlier_rows)
-        if earlier_rows
-        else "<p>No samples were forgotten before this version.</p>"
-    )
-
-    rmia = report["rmia"]
-    if rmia["measured"]:
-        rmia_html = (
-            f"<p>RMIA ({_e(rmia['mode'])}, gamma {_e(rmia['gamma'])}) with <strong>{_e(rmia['reference_models'])}"
-            f"</strong> reference model(s); AUC is the mean ± std over subsample seeds {_e(rmia['seeds'])}. "
-            "The paper's setting used 128 reference models: fewer make a weaker attack.</p>"
-        )
-    else:
-        rmia_html = "<p>RMIA was <strong>not measured</strong> (no reference models); only the loss-threshold "
-        rmia_html += "attack and MIS give membership evidence here.</p>"
-
-    gap = report["gap_to_retrained"]
-    gap_html = (
-        _table(["measure", "average gap (points)"], [[key, value] for key, value in gap.items()])
-        if gap
-        else "<p>No retrained reference model was trained for this version.</p>"
-    )
-
-    conf_rows = [
-        [ROLE_TITLES[role], name, s["n"], s["mean"], s["std"], s["p05"], s["median"], s["p95"]]
-        for role in roles
-        for name, s in models[role]["confidence"].items()
-    ]
-    conf_html = _table(["model", "set", "n", "mean", "std", "p05", "median", "p95"], conf_rows)
-
-    data = report["data"]
-    data_rows = [["current forgotten set", data["current"]["n"]]]
-    data_rows += [[f"earlier forgotten set {e['label']}", e["n"]] for e in data["earlier"]]
-    data_rows += [["remaining-data sample", data["retain_sample"]["n"]], ["test set", data["test"]["n"]]]
-
-    png_uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    failed = report["failed_checks"]
-    verdict_detail = "every check passed" if not failed else "failed: " + ", ".join(failed)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{_e(title)}</h1>
-<p>Report schema <code>{_e(report["schema"])}</code>. All accuracies, scores and AUCs in percent; an AUC of 50
-means the attack cannot tell forgotten samples from samples the model never saw.</p>
-<div class="verdict {css_class}" id="verdict">Verdict: {_e(verdict.upper())} <small>({_e(verdict_detail)})</small></div>
-<p class="note">{_e(DISCLAIMER)}</p>
-
-<h2 id="checks">Checks against the stated thresholds</h2>
-{checks_html}
-{_kv_table(report["thresholds"])}
-
-<h2 id="current">The samples forgotten by this version</h2>
-{current_html}
-
-<h2 id="earlier">Samples forgotten earlier</h2>
-<p>Successive unlearning must not let earlier forgotten samples come back.</p>
-{earlier_html}
-
-<h2 id="rmia">Membership-inference attack</h2>
-{rmia_html}
-
-<h2 id="retrained">Gap to a retrained reference</h2>
-{gap_html}
-
-<h2 id="histograms">Confidence histograms</h2>
-<img alt="true-class confidence histograms, forget vs test vs remaining" src="{png_uri}">
-{conf_html}
-
-<h2 id="data">Data</h2>
-{_table(["set", "samples"], data_rows)}
-<p>MIS member-sampling seed: {_e(data["mis_seed"])}</p>
-
-<h2 id="context">Process and provenance</h2>
-{_kv_table(context)}
-</body></html>
-"""
+def _log_odds(net: nn.Module, samples: ImageSet) -> np.ndarray:
+    return ev.log_odds_confidence(predict_logits(net, samples.x), samples.y)
