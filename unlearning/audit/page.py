@@ -212,7 +212,7 @@ def render_html(report: dict[str, Any], evidence_png: bytes, history_png: bytes 
 <p>Every forgotten sample gets a membership score ({_e(found["score_description"])}) and a p-value: the share of
 never-seen test samples that score at least as high. A p-value of at least {_e(found["alpha"])} means the sample is
 indistinguishable from never-seen data at that level; never-seen data itself gives about
-{_e(100 * (1 - found["alpha"]))}% such samples.</p>
+{100 * (1 - found["alpha"]):.0f}% such samples.</p>
 {_img(evidence_png, "cumulative distribution of membership scores, forgotten vs never-seen vs remaining")}
 
 <h2 id="per-sample">The samples this version forgot, one by one</h2>

@@ -107,9 +107,11 @@ def build_report(
       schema, context, headline: str (plain language), verdict: "pass" | "fail" | "inconclusive",
       reasons: [str] (why, one per check that did not pass), failed_checks, inconclusive_checks: [str]
       data: {current: {n}, earlier: [{label, n}], union: {n}, retain_sample: {n}, test: {n}, seed}
-      evidence: {score, score_description, alpha, current: SetEvidence, union: SetEvidence | None}
+      evidence: {score, score_description, alpha, current: SetEvidence, union: SetEvidence | None,
+                 original: SetEvidence, attack_on_original: "detects" | "inconclusive" | "cannot_tell"}
         SetEvidence: {n, indistinguishable, indistinguishable_pct: Interval, expected_pct_if_never_seen,
-                      binomial_p, auc: Interval}      (this version)
+                      binomial_p, auc: Interval}      (this version; `original`: the same test on the original
+                                                   model, which trained on the samples: the attack's power)
       per_sample: [{id, set, score, p_value, indistinguishable}]   every sample forgotten so far ("current"
                                                    or the earlier set's label), this version's scores
       rmia: {measured, reference_models, mode, gamma, seeds}
@@ -125,7 +127,7 @@ def build_report(
       gap_to_retrained: {avg_gap_mis[, avg_gap_rmia]} | None   (unlearning.audit.evaluate.gaps)
       thresholds: Thresholds
       checks: [{name, description, value, ci_low, ci_high, min, max, limit, result, passed, decides,
-                samples, samples_needed, reason}]
+                samples, unit, samples_needed, reason}]
       history: [history_entry], oldest first, this version last
     """
     context = _json_copy(context, "context")
@@ -168,17 +170,21 @@ def build_report(
     per_sample = ev.per_sample_rows(
         everyone.ids, sets, version.forgotten_scores, version.forgotten_p
     )
+    original_found = measured["original"].entry["current"]["evidence"]
     evidence = {
         "score": version.score_name,
         "score_description": ev.SCORE_DESCRIPTIONS[version.score_name],
         "alpha": ev.ALPHA,
         "current": version.entry["current"]["evidence"],
         "union": version.entry["union"]["evidence"] if union is not None else None,
+        # the attack's power: the same test on the original model, which did train on these samples
+        "original": original_found,
+        "attack_on_original": _power(original_found, thresholds),
     }
     report = {
         "schema": REPORT_SCHEMA,
         "context": context,
-        "headline": _headline(evidence, verdict, reasons),
+        "headline": _headline(evidence, verdict, checks),
         "verdict": verdict,
         "reasons": reasons,
         "failed_checks": [c["name"] for c in checks if c["result"] == stats.FAIL],
@@ -455,6 +461,7 @@ def _check(name: str, description: str, interval: dict[str, Any], low: float | N
         "passed": result == stats.PASS,
         "decides": decides,
         "samples": samples,
+        "unit": unit,
         "samples_needed": needed,
         "reason": reason,
     }
@@ -501,25 +508,56 @@ def _verdict(checks: list[dict[str, Any]]) -> tuple[str, list[str]]:
     return stats.PASS, []
 
 
-def _share_sentence(found: dict[str, Any], what: str) -> str:
+def _power(found: dict[str, Any], t: Thresholds) -> str:
+    """What the share and AUC checks say of the original model, which trained on the samples: "detects"
+    (either fails: the test can see membership), "cannot_tell" (both pass: it cannot, even there) or
+    "inconclusive"."""
+
+    def interval(d: dict[str, Any]) -> stats.Interval:
+        return stats.Interval(d["value"], d["ci_low"], d["ci_high"], d["method"])
+
+    band = (t.auc_center - t.auc_tolerance, t.auc_center + t.auc_tolerance)
+    results = {stats.decide(interval(found["indistinguishable_pct"]), t.min_indistinguishable_pct, None),
+               stats.decide(interval(found["auc"]), *band)}  # fmt: skip
+    if stats.FAIL in results:
+        return "detects"
+    return "cannot_tell" if results == {stats.PASS} else stats.INCONCLUSIVE
+
+
+def _share_sentence(found: dict[str, Any]) -> str:
     share = found["indistinguishable_pct"]
-    return (
-        f"{found['indistinguishable']} of {found['n']} {what} ({share['value']:.0f}%, 95% CI "
-        f"{share['ci_low']:.0f}-{share['ci_high']:.0f}%) look like data the model never saw"
-    )
+    return f"{found['indistinguishable']} of {found['n']} ({share['value']:.0f}%, 95% CI {share['ci_low']:.0f}-{share['ci_high']:.0f}%)"
 
 
-def _headline(evidence: dict[str, Any], verdict: str, reasons: list[str]) -> str:
-    """The report in two or three plain sentences, for a reviewer who reads nothing else."""
-    text = _share_sentence(evidence["current"], "samples forgotten by this version")
-    text += f" (p >= {evidence['alpha']:g}; data never seen gives about {100 * (1 - evidence['alpha']):.0f}%)."
+def _headline(evidence: dict[str, Any], verdict: str, checks: list[dict[str, Any]]) -> str:
+    """The report in a few plain sentences, for a reviewer who reads nothing else."""
+    expected = 100 * (1 - evidence["alpha"])
+    text = (f"{_share_sentence(evidence['current'])} of the samples this version forgot look like data the model "
+            f"never saw (about {expected:.0f}% of never-seen data does).")  # fmt: skip
     if evidence["union"] is not None:
-        text += " Across all samples forgotten so far: " + _share_sentence(evidence["union"], "samples") + "."
+        text += f" Of all samples forgotten so far: {_share_sentence(evidence['union'])}."
+    original = evidence["original"]
+    text += (f" On the original model the same test finds {original['indistinguishable_pct']['value']:.0f}% "
+             f"(AUC {original['auc']['value']:.1f})")  # fmt: skip
+    text += {
+        "detects": ", so it can see these samples when a model remembers them.",
+        "inconclusive": ".",
+        "cannot_tell": ": it cannot tell these samples from never-seen data even there, so its result says little "
+        "about forgetting; reference models (RMIA) make a stronger test.",
+    }[evidence["attack_on_original"]]
+    failed = [c for c in checks if c["result"] == stats.FAIL]
+    undecided = [c for c in checks if c["result"] == stats.INCONCLUSIVE and c["decides"] == "verdict"]
     if verdict == stats.PASS:
         return text + " Verdict: pass, every check within its limit."
     if verdict == stats.FAIL:
-        return text + f" Verdict: fail. {reasons[0]}."
-    return text + f" Verdict: inconclusive, the evidence cannot decide yet. {reasons[0]}."
+        c = failed[0]
+        return text + f" Verdict: fail: {c['description']} is {c['value']:.1f} (95% CI {c['ci_low']:.1f}-{c['ci_high']:.1f}), outside {c['limit']}."
+    c = undecided[0]
+    if c["samples_needed"] is not None:
+        why = f"{c['samples']} {c['unit']} are too few to decide ({c['description']}); about {c['samples_needed']} would be needed"
+    else:
+        why = f"{c['description']} sits on its limit ({c['limit']})"
+    return text + f" Verdict: inconclusive: {why}."
 
 
 # ---- the evidence figure ----
