@@ -36,3 +36,22 @@ class CertificateRead(BaseModel):
         description="how the signed bytes are made from the summary: RFC 8785 (JSON Canonicalization Scheme)"
     )
     key_id: str = Field(description="which key signed it (see GET /v1/signing-key)")
+
+
+class SampleEvidenceRead(BaseModel):
+    id: str = Field(description="the forgotten sample's ID")
+    set: str = Field(description='"current" for this version\'s samples, else the earlier version that forgot it, e.g. "v2"')
+    score: float = Field(description="membership score, higher = more member-like")
+    p_value: float = Field(description="share of never-seen test samples that score at least as high (with +1 smoothing)")
+    indistinguishable: bool = Field(description="p_value >= alpha: the sample looks like data the model never saw")
+
+
+class SampleEvidenceList(BaseModel):
+    """Every sample forgotten up to this version, with its own membership evidence, as this version scores it."""
+
+    model_id: str
+    version: int
+    score: str = Field(description="which membership score: log_odds_confidence or rmia")
+    score_description: str
+    alpha: float = Field(description="the per-sample level")
+    samples: list[SampleEvidenceRead]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from typing import Any
 
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from service.audits import certificate
-from service.audits.schemas import CertificateRead, JwkRead, SigningKeyRead
-from service.errors import Conflict, ServiceUnavailable
+from service.audits.schemas import CertificateRead, JwkRead, SampleEvidenceList, SigningKeyRead
+from service.errors import Conflict, NotFound, ServiceUnavailable
 from service.settings import Settings
 
 # The page is self-contained (inline CSS, the PNG as a data URI) and runs no script: a policy that forbids
@@ -59,3 +61,35 @@ def certificate_of(report: dict[str, Any], settings: Settings, *, issued_at: dat
     except certificate.Uncertifiable as exc:
         raise Conflict(f"no certificate can be signed for this version's audit report: {exc}") from exc
     return CertificateRead(**signed)
+
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+SAMPLE_COLUMNS = ("id", "set", "score", "p_value", "indistinguishable")
+
+
+def sample_evidence(report: dict[str, Any]) -> SampleEvidenceList:
+    """The report's per-sample evidence; 404 for a report written before per-sample evidence existed."""
+    if "per_sample" not in report:
+        raise NotFound(f"this version's audit (schema {report.get('schema')}) predates per-sample evidence")
+    context, found = report["context"], report["evidence"]
+    return SampleEvidenceList(
+        model_id=str(context.get("model_id")),
+        version=context.get("version"),
+        score=found["score"],
+        score_description=found["score_description"],
+        alpha=found["alpha"],
+        samples=report["per_sample"],
+    )
+
+
+def sample_evidence_csv(report: dict[str, Any]) -> Response:
+    """The same rows as CSV, one per forgotten sample, for spreadsheets and data-governance imports."""
+    listing = sample_evidence(report)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SAMPLE_COLUMNS)
+    for row in listing.samples:
+        writer.writerow([row.id, row.set, repr(row.score), repr(row.p_value), "true" if row.indistinguishable else "false"])
+    filename = f"audit-samples-{listing.model_id}-v{listing.version}.csv"
+    return Response(buffer.getvalue(), media_type=CSV_MEDIA_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
