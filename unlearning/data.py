@@ -7,6 +7,7 @@ requested device; anything malformed raises DataError with a one-line message na
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -431,7 +432,23 @@ def _load_digits(test_fraction: float, split_seed: int) -> _Raw:
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]  # N, 1, 8, 8; pixel values are 0..16
     y = digits.target.astype(np.int64)
+    _check_stratified_split(test_fraction, len(y), num_classes=10)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_fraction, random_state=split_seed, stratify=y
     )
     return x_train, y_train, x_test, y_test, [str(i) for i in range(10)], None
+
+
+def _check_stratified_split(test_fraction: float, n: int, *, num_classes: int) -> None:
+    """train_test_split's own rule, checked first so the message says which side ran short: ceil(fraction * n)
+    samples are held out, and a stratified split needs one sample of every class on each side."""
+    n_test = math.ceil(test_fraction * n)
+    if min(n_test, n - n_test) < num_classes:
+        # the advice rounds inwards, so both ends it names are valid fractions
+        low = (math.floor((num_classes - 1) / n * 1e4) + 1) / 1e4
+        high = math.floor((n - num_classes) / n * 1e4) / 1e4
+        raise DataError(
+            f"digits: test_fraction {test_fraction} holds out {n_test} of the {n} samples and trains on "
+            f"{n - n_test}, but a stratified split needs at least one sample of each of the {num_classes} classes "
+            f"on both sides: use a test_fraction from {low} to {high}"
+        )

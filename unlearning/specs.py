@@ -39,6 +39,8 @@ class DatasetSpec:
     def __post_init__(self) -> None:
         _check(self.format in DATASET_FORMATS, f"dataset format {self.format!r} is not one of {DATASET_FORMATS}")
         _check(0.0 < self.test_fraction < 1.0, f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+        # the seed of numpy's legacy generator, which train_test_split uses
+        _check(0 <= self.split_seed < 2**32, f"split_seed must lie in [0, 2**32 - 1], got {self.split_seed}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from unlearning.data import DataError, load_dataset, read_id_file, stratified_subset, write_id_file
 from unlearning.imageset import ImageSet
-from unlearning.specs import DatasetSpec
+from unlearning.specs import DatasetSpec, SpecError
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -352,6 +352,28 @@ def test_digits_split_sizes_and_determinism():
     other = load_dataset(DatasetSpec("digits", "", test_fraction=0.25, split_seed=4))
     assert torch.equal(again.train.x, data.train.x)
     assert not torch.equal(other.train.x, data.train.x)
+
+
+@pytest.mark.parametrize("fraction, held_out", [(0.001, 2), (0.999, 1796)])
+def test_digits_split_that_leaves_a_class_out_of_one_side_names_the_usable_range(fraction, held_out):
+    # scikit-learn's own error would only say "should be greater or equal to the number of classes"
+    with pytest.raises(DataError) as caught:
+        load_dataset(DatasetSpec("digits", "", test_fraction=fraction))
+    message = str(caught.value)
+    assert f"holds out {held_out} of the 1797 samples" in message
+    assert "each of the 10 classes on both sides" in message and "from 0.0051 to 0.9944" in message
+
+
+@pytest.mark.parametrize("fraction", [0.0051, 0.9944])
+def test_digits_split_at_either_end_of_the_named_range_loads(fraction):
+    data = load_dataset(DatasetSpec("digits", "", test_fraction=fraction))
+    assert len(torch.unique(data.train.y)) == len(torch.unique(data.test.y)) == 10
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_digits_split_seed_outside_numpys_range_is_a_spec_error(seed):
+    with pytest.raises(SpecError, match=r"split_seed must lie in \[0, 2\*\*32 - 1\]"):
+        DatasetSpec("digits", "", split_seed=seed)
 
 
 # ---- ID files ----

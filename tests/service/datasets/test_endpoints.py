@@ -173,6 +173,33 @@ def test_path_given_for_digits_is_422(client: TestClient, tenant: TenantKey) -> 
     assert "takes no path" in response.json()["errors"][0]["detail"]
 
 
+@pytest.mark.parametrize("fraction", [0.001, 0.999])
+def test_digits_split_without_every_class_on_both_sides_is_422_saying_why(
+    client: TestClient, tenant: TenantKey, fraction: float, database_url: str
+) -> None:
+    response = client.post("/v1/datasets", json={**DIGITS, "test_fraction": fraction}, headers=tenant.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"].endswith("dataset-unusable")
+    assert "a stratified split needs at least one sample of each of the 10 classes on both sides" in problem["detail"]
+    assert "use a test_fraction from 0.0051 to 0.9944" in problem["detail"]
+    assert count_rows(database_url, "dataset") == 0
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**63])
+def test_split_seed_outside_numpys_seed_range_is_422(client: TestClient, tenant: TenantKey, seed: int) -> None:
+    response = client.post("/v1/datasets", json={**DIGITS, "split_seed": seed}, headers=tenant.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["location"] == ["body", "split_seed"]
+
+
+def test_split_seed_bounds_are_declared_in_the_openapi_schema(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["DatasetCreate"]["properties"]
+    seed = next(option for option in schema["split_seed"]["anyOf"] if option.get("type") == "integer")
+    assert (seed["minimum"], seed["maximum"]) == (0, 2**32 - 1)
+
+
 def test_registration_appends_an_event(client: TestClient, tenant: TenantKey, database_url: str) -> None:
     before = count_rows(database_url, "event")
     client.post("/v1/datasets", json=DIGITS, headers=tenant.headers)
