@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -87,6 +87,10 @@ class NotFound(ProblemError):
 
 class Conflict(ProblemError):
     status = 409
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
 
 
 class Unprocessable(ProblemError):
@@ -215,11 +219,28 @@ def _render_integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _render_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the request carried that no schema bound catches: PostgreSQL stores no
+    # NUL character in text or JSON (SQLite does), so a free-form string or config value can hold one. The
+    # transaction was rolled back, nothing was written. The driver's first line says what (never the SQL).
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+    log.warning("data error turned into 422", extra={"error": reason})
+    return problem_response(
+        request,
+        status=422,
+        type_=PROBLEM_TYPE_BASE + "invalid-input",
+        title="Invalid input",
+        detail=f"a value in the request cannot be stored: {reason}; nothing was written",
+        errors=[FieldProblem(detail=reason, pointer=None, location=["body"], type="unstorable")],
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _render_problem)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_exception)
     app.add_exception_handler(IntegrityError, _render_integrity_error)
+    app.add_exception_handler(DataError, _render_data_error)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

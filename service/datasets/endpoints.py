@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from service.datasets import service
 from service.datasets.schemas import DatasetCreate, DatasetList, DatasetRead
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
+from service.pagination import PageDep
+from service.routing import JsonBodyRoute
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=problem_responses(401, 403))
+router = APIRouter(
+    prefix="/v1/datasets", tags=["datasets"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+)
 
 
-@router.post("", status_code=201, response_model=DatasetRead, responses=problem_responses(409, 422, 503))
+@router.post("", status_code=201, response_model=DatasetRead, responses=problem_responses(409, 415, 422, 503))
 def register_dataset(
     body: DatasetCreate, principal: WriterTenant, session: SessionDep, settings: SettingsDep, response: Response
 ) -> DatasetRead:
@@ -30,11 +33,6 @@ def get_dataset(dataset_id: uuid.UUID, principal: ReaderTenant, session: Session
 
 
 @router.get("", response_model=DatasetList, responses=problem_responses(422))
-def list_datasets(
-    principal: ReaderTenant,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="datasets to skip, oldest first")] = 0,
-) -> DatasetList:
-    page, next_offset = service.list_datasets(session, principal=principal, limit=limit, offset=offset)
-    return DatasetList(items=[DatasetRead.model_validate(d) for d in page], next_offset=next_offset)
+def list_datasets(principal: ReaderTenant, session: SessionDep, page: PageDep) -> DatasetList:
+    items, next_offset = service.list_datasets(session, principal=principal, limit=page.limit, offset=page.offset)
+    return DatasetList(items=[DatasetRead.model_validate(d) for d in items], next_offset=next_offset)

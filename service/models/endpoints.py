@@ -4,9 +4,8 @@ and start training RMIA reference models (write scope)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
@@ -15,8 +14,12 @@ from service.jobs.schemas import JobRead
 from service.models import service
 from service.models.schemas import ModelList, ModelRead, ReferenceModelsCreate
 from service.models.upload import UPLOAD_OPENAPI, ModelUploadDep
+from service.pagination import PageDep
+from service.routing import JsonBodyRoute
 
-router = APIRouter(prefix="/v1/models", tags=["models"], responses=problem_responses(401, 403))
+router = APIRouter(
+    prefix="/v1/models", tags=["models"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+)
 
 
 @router.post(
@@ -42,13 +45,8 @@ def get_model(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep)
 
 
 @router.get("", response_model=ModelList, responses=problem_responses(422))
-def list_models(
-    principal: ReaderTenant,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="models to skip, oldest first")] = 0,
-) -> ModelList:
-    items, next_offset = service.list_models(session, principal=principal, limit=limit, offset=offset)
+def list_models(principal: ReaderTenant, session: SessionDep, page: PageDep) -> ModelList:
+    items, next_offset = service.list_models(session, principal=principal, limit=page.limit, offset=page.offset)
     return ModelList(items=items, next_offset=next_offset)
 
 
@@ -56,7 +54,7 @@ def list_models(
     "/{model_id}/reference-models",
     status_code=202,
     response_model=JobRead,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 415, 422),
 )
 def train_reference_models(
     model_id: uuid.UUID, body: ReferenceModelsCreate, principal: WriterTenant, session: SessionDep, response: Response

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from service.errors import FieldProblem, ProblemError, Unprocessable
+from service.errors import FieldProblem, ProblemError, Unprocessable, UnsupportedMediaType
 
 MANIFEST_MAX_BYTES = 1024 * 1024
 # The body may exceed the checkpoint by the manifest and the multipart framing; the file's own size is
@@ -25,10 +25,6 @@ BODY_ALLOWANCE_BYTES = MANIFEST_MAX_BYTES + 64 * 1024
 class PayloadTooLarge(ProblemError):
     status = 413
     slug = "upload-too-large"
-
-
-class UnsupportedMediaType(ProblemError):
-    status = 415
 
 
 class MalformedUpload(ProblemError):

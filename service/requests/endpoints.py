@@ -18,8 +18,9 @@ from service.requests.schemas import (
     RequestEventList,
     RequestEventRead,
 )
+from service.routing import JsonBodyRoute
 
-router = APIRouter(tags=["deletion requests"], responses=problem_responses(401, 403))
+router = APIRouter(tags=["deletion requests"], responses=problem_responses(401, 403), route_class=JsonBodyRoute)
 
 
 @router.post(
@@ -28,7 +29,7 @@ router = APIRouter(tags=["deletion requests"], responses=problem_responses(401, 
     response_model=DeletionRequestAccepted,
     responses={
         200: {"model": DeletionRequestAccepted, "description": "every ID was already forgotten: nothing to do"},
-        **problem_responses(404, 409, 422, 503),
+        **problem_responses(404, 409, 415, 422, 503),
     },
 )
 def submit_deletion_request(

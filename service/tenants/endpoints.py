@@ -8,13 +8,16 @@ from fastapi import APIRouter, Response
 
 from service.deps import AdminTenant, SessionDep
 from service.errors import problem_responses
+from service.routing import JsonBodyRoute
 from service.tenants import service
 from service.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(401, 403))
+router = APIRouter(
+    prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+)
 
 
-@router.post("", status_code=201, response_model=ApiKeyCreated, responses=problem_responses(422))
+@router.post("", status_code=201, response_model=ApiKeyCreated, responses=problem_responses(415, 422))
 def create_api_key(
     body: ApiKeyCreate, principal: AdminTenant, session: SessionDep, response: Response
 ) -> ApiKeyCreated:

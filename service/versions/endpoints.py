@@ -6,37 +6,39 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from service.audits import service as audits
-from service.audits.schemas import CertificateRead
+from service.audits.schemas import CertificateRead, SampleEvidenceList
 from service.deps import ReaderTenant, SessionDep, SettingsDep
 from service.errors import problem_responses
+from service.pagination import PageDep
 from service.versions import service
 from service.versions.schemas import VersionList, VersionRead
 
 router = APIRouter(prefix="/v1/models/{model_id}/versions", tags=["versions"], responses=problem_responses(401, 403))
 
 SAFETENSORS_MEDIA_TYPE = "application/octet-stream"
+# ModelVersion.number is an INTEGER column: 32 bits on PostgreSQL (and sqlite3 cannot bind 2**63 at all)
+MAX_VERSION_NUMBER = 2**31 - 1
+VersionNumber = Annotated[
+    int, Path(ge=1, le=MAX_VERSION_NUMBER, description="the version's number; 1 = the registered original")
+]
 
 
 @router.get("", response_model=VersionList, responses=problem_responses(404, 422))
-def list_versions(
-    model_id: uuid.UUID,
-    principal: ReaderTenant,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="versions to skip, oldest first")] = 0,
-) -> VersionList:
+def list_versions(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep, page: PageDep) -> VersionList:
     items, next_offset = service.list_versions(
-        session, principal=principal, model_id=model_id, limit=limit, offset=offset
+        session, principal=principal, model_id=model_id, limit=page.limit, offset=page.offset
     )
     return VersionList(items=items, next_offset=next_offset)
 
 
 @router.get("/{number}", response_model=VersionRead, responses=problem_responses(404, 422))
-def get_version(model_id: uuid.UUID, number: int, principal: ReaderTenant, session: SessionDep) -> VersionRead:
+def get_version(
+    model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep
+) -> VersionRead:
     version = service.get_version(session, principal=principal, model_id=model_id, number=number)
     return service.read_versions(session, [version])[0]
 
@@ -52,7 +54,7 @@ def get_version(model_id: uuid.UUID, number: int, principal: ReaderTenant, sessi
 )
 def download_checkpoint(
     model_id: uuid.UUID,
-    number: int,
+    number: VersionNumber,
     principal: ReaderTenant,
     session: SessionDep,
     settings: SettingsDep,
@@ -75,8 +77,10 @@ def download_checkpoint(
     response_model=dict[str, Any],
     responses=problem_responses(404, 422),
 )
-def get_audit(model_id: uuid.UUID, number: int, principal: ReaderTenant, session: SessionDep) -> dict[str, Any]:
-    """The audit report (JSON, schema unlearning.audit.report/1): the evidence behind the version."""
+def get_audit(
+    model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep
+) -> dict[str, Any]:
+    """The audit report (JSON, schema unlearning.audit.report/2): the evidence behind the version."""
     return service.audit_of(service.get_version(session, principal=principal, model_id=model_id, number=number))
 
 
@@ -88,17 +92,40 @@ def get_audit(model_id: uuid.UUID, number: int, principal: ReaderTenant, session
                **problem_responses(404, 422, 500)},
 )  # fmt: skip
 def get_audit_page(
-    model_id: uuid.UUID, number: int, principal: ReaderTenant, session: SessionDep, settings: SettingsDep
+    model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     version = service.get_version(session, principal=principal, model_id=model_id, number=number)
     return audits.audit_html_response(service.audit_page(settings, version))
+
+
+@router.get("/{number}/audit/samples", response_model=SampleEvidenceList, responses=problem_responses(404, 422))
+def get_audit_samples(
+    model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep
+) -> SampleEvidenceList:
+    """Every sample forgotten up to this version, with its membership score, its p-value against never-seen
+    data and whether it looks never seen (the report's per_sample list)."""
+    version = service.get_version(session, principal=principal, model_id=model_id, number=number)
+    return audits.sample_evidence(service.audit_of(version))
+
+
+@router.get(
+    "/{number}/audit/samples.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "id,set,score,p_value,indistinguishable"},
+               **problem_responses(404, 422)},
+)  # fmt: skip
+def get_audit_samples_csv(
+    model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep
+) -> Response:
+    version = service.get_version(session, principal=principal, model_id=model_id, number=number)
+    return audits.sample_evidence_csv(service.audit_of(version))
 
 
 @router.get(
     "/{number}/certificate", response_model=CertificateRead, responses=problem_responses(404, 409, 422, 503)
 )
 def get_certificate(
-    model_id: uuid.UUID, number: int, principal: ReaderTenant, session: SessionDep, settings: SettingsDep
+    model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep, settings: SettingsDep
 ) -> CertificateRead:
     """The audit's summary signed with the service's Ed25519 key over its RFC 8785 canonical JSON (verify with
     GET /v1/signing-key); 409 when the report holds a value RFC 8785 cannot represent."""

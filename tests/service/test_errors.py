@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.factories import TenantKey
+from tests.service.factories import TenantKey, count_rows
 
 PROBLEM = "application/problem+json"
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
@@ -81,3 +82,21 @@ def test_openapi_documents_problem_responses_for_every_route(client: TestClient)
             if path.startswith("/v1/"):
                 assert "401" in errors, f"{method} {path}"
     assert {"404", "422"} <= set(schema["paths"]["/v1/datasets/{dataset_id}"]["get"]["responses"])
+
+
+def test_a_value_postgresql_cannot_store_is_a_422_problem_and_writes_nothing(
+    client: TestClient, tenant: TenantKey, database_url: str
+) -> None:
+    # SQLite stores a NUL character in text; PostgreSQL refuses it (the schemathesis run found this one)
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite stores NUL characters")
+    response = client.post("/v1/api-keys", json={"name": "a\u0000b", "scopes": ["read"]}, headers=tenant.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["detail"] == (
+        "a value in the request cannot be stored: PostgreSQL text fields cannot contain NUL (0x00) bytes; "
+        "nothing was written"
+    )
+    assert problem["errors"][0]["type"] == "unstorable"
+    assert count_rows(database_url, "api_key") == 1  # the tenant's first key only
