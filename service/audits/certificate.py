@@ -275,8 +275,9 @@ def summary_of(report: dict[str, Any], *, issued_at: datetime | None = None) -> 
 
     Keys: kind, statement, verdict (copied as the report states it), failed_checks, model_id, version,
     parent_version, request_ids, method, parent_sha256, sha256 (the new checkpoint), metrics (this version on
-    its forgotten samples, and the loss AUC of every earlier forgotten set), rmia_reference_models,
-    report_sha256 (of the report's RFC 8785 form), issued_at (ISO 8601, UTC). Raises Uncertifiable when the
+    its forgotten samples, and the loss AUC of every earlier forgotten set), rmia_reference_models, headline,
+    inconclusive_checks, evidence ({score, alpha, current, union}: n, indistinguishable and its share with
+    interval, AUC with interval; None for reports without per-sample evidence), report_sha256 (of the report's RFC 8785 form), issued_at (ISO 8601, UTC). Raises Uncertifiable when the
     report lacks one of them or holds a value RFC 8785 cannot represent.
     """
     context = report.get("context", {})
@@ -315,9 +316,28 @@ def summary_of(report: dict[str, Any], *, issued_at: datetime | None = None) -> 
             "earlier_loss_auc": earlier_loss_auc,
         },
         "rmia_reference_models": _field(report, "rmia.reference_models"),
+        # the per-sample evidence in short (reports of schema /2 on; None before): a reader of the certificate
+        # sees how many forgotten samples look never seen, for this request and for all so far
+        "headline": report.get("headline"),
+        "inconclusive_checks": list(report.get("inconclusive_checks", [])),
+        "evidence": _evidence_summary(report.get("evidence")),
         "report_sha256": digest,
         "issued_at": issued_at.astimezone(UTC).isoformat(),
     }
+
+
+def _evidence_summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+    if evidence is None:
+        return None
+
+    def short(found: dict[str, Any] | None) -> dict[str, Any] | None:
+        if found is None:
+            return None
+        return {"n": found["n"], "indistinguishable": found["indistinguishable"],
+                "indistinguishable_pct": found["indistinguishable_pct"], "auc": found["auc"]}  # fmt: skip
+
+    return {"score": evidence["score"], "alpha": evidence["alpha"], "current": short(evidence["current"]),
+            "union": short(evidence.get("union"))}  # fmt: skip
 
 
 def sign(summary: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
