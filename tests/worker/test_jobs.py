@@ -97,6 +97,33 @@ def test_version_2_has_its_audit_report_page_and_a_certificate(
     assert certificate["summary"]["sha256"] == version["checkpoint"]["sha256"]
 
 
+def test_every_forgotten_sample_has_its_evidence_as_json_and_csv(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings
+) -> None:
+    first = tiny.submit(client, tenant, model["id"], IDS[:6]).json()
+    _run(settings, first["job_id"])
+    second = tiny.submit(client, tenant, model["id"], IDS[6:10]).json()
+    _run(settings, second["job_id"])
+    base = f"/v1/models/{model['id']}/versions/3"
+    listing = _get(client, tenant, f"{base}/audit/samples")
+    assert (listing["version"], listing["score"], listing["alpha"]) == (3, "log_odds_confidence", 0.05)
+    rows = listing["samples"]
+    assert sorted(r["id"] for r in rows if r["set"] == "current") == sorted(IDS[6:10])
+    assert sorted(r["id"] for r in rows if r["set"] == "v2") == sorted(IDS[:6])
+    assert all(0 < r["p_value"] <= 1 and r["indistinguishable"] == (r["p_value"] >= 0.05) for r in rows)
+    csv_answer = client.get(f"{base}/audit/samples.csv", headers=tenant.headers)
+    assert csv_answer.status_code == 200 and csv_answer.headers["content-type"].startswith("text/csv")
+    lines = csv_answer.text.splitlines()
+    assert lines[0] == "id,set,score,p_value,indistinguishable" and len(lines) == 1 + len(rows)
+    first_row = lines[1].split(",")
+    assert first_row[:2] == [rows[0]["id"], rows[0]["set"]] and float(first_row[3]) == rows[0]["p_value"]
+    original = client.get(f"/v1/models/{model['id']}/versions/1/audit/samples.csv", headers=tenant.headers)
+    assert original.status_code == 404 and "registered original" in original.json()["detail"]
+    report = _get(client, tenant, f"{base}/audit")
+    assert report["verdict"] == "inconclusive"  # 4 samples, and 10 in all, are too few to decide
+    assert [h["version"] for h in report["history"]] == [2, 3]
+
+
 def test_a_second_request_makes_version_3_from_version_2_without_the_first_samples(
     client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
