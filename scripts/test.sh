@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs the project with its test extras and runs the whole test suite: the one command CI runs.
+# Installs the project with its test extras into .venv and runs the whole test suite: the one command CI runs.
+# With CI=true the virtual environment is made afresh, so the run proves the dependency set resolves from
+# nothing; elsewhere an existing .venv is reused. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 # The tests talk to real PostgreSQL and Redis servers on loopback: start them when they are not running.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
@@ -16,16 +19,24 @@ fi
 
 # tests/test_deploy.py validates docker-compose.yml with Debian's docker-compose (no Docker engine needed)
 if ! command -v docker-compose >/dev/null 2>&1; then
-    apt-get install -y -qq docker-compose >/dev/null || echo "warning: could not install docker-compose" >&2
+    apt_install docker-compose || true
+fi
+# a test renders the audit page in headless chromium, driven through chromedriver
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium chromium-driver || true
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+if [ "${CI:-}" = true ]; then
+    use_venv '[dev]' fresh
+else
+    use_venv '[dev]'
+fi
 
 # Architecture contracts (the core imports no web, database or queue code; see pyproject.toml).
 lint-imports
 
 set +e
-python3 -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
