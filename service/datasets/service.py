@@ -38,8 +38,9 @@ def resolve_in_data_root(root: Path, relative: str, *, field: str) -> Path:
         raise PathOutsideDataRoot(f"{field} must be relative to the data root, got an absolute path", pointer=pointer)
     try:
         target = (root / relative).resolve()  # follows every symlink that exists along the way
-    except (OSError, ValueError) as exc:  # a symlink loop, a NUL byte
-        raise Unprocessable(f"{field} {relative!r} cannot be resolved: {exc}", pointer=pointer) from None
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop (RuntimeError before Python 3.13), a NUL byte
+        reason = str(exc).replace(f"{root}/", "").replace(str(root), "<data root>")  # no server path in answers
+        raise Unprocessable(f"{field} {relative!r} cannot be resolved: {reason}", pointer=pointer) from None
     if not target.is_relative_to(root):
         raise PathOutsideDataRoot(f"{field} {relative!r} resolves outside the data root", pointer=pointer)
     if not target.exists():

@@ -167,6 +167,19 @@ def test_missing_path_is_422(client: TestClient, tenant: TenantKey) -> None:
     assert "does not exist" in response.json()["detail"]
 
 
+def test_a_symlink_loop_is_422_naming_the_path_inside_the_data_root_only(
+    client: TestClient, tenant: TenantKey, data_root: Path
+) -> None:
+    (data_root / "a").symlink_to(data_root / "b")
+    (data_root / "b").symlink_to(data_root / "a")
+    response = client.post(
+        "/v1/datasets", json={"name": "x", "format": "npz", "path": "a/x"}, headers=tenant.headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("path 'a/x' cannot be resolved")
+    assert str(data_root.resolve()) not in response.text
+
+
 def test_path_given_for_digits_is_422(client: TestClient, tenant: TenantKey) -> None:
     response = client.post("/v1/datasets", json={**DIGITS, "path": "x"}, headers=tenant.headers)
     assert response.status_code == 422
