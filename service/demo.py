@@ -101,7 +101,7 @@ def ensure_demo(settings: Settings, *, log: Callable[[str], object] = print) -> 
                 dataset = register_dataset(session, principal=principal, data_root=data_root, body=choice.body)
                 session.commit()
         loaded = load_dataset(absolute_spec(dataset, data_root))  # as a worker will load it
-        log(f"demo: training a small CNN on {len(loaded.train)} {choice.body.name} images (about a minute) ...")
+        log(f"demo: training a small CNN on {len(loaded.train)} {choice.body.name} images (a minute or less) ...")
         checkpoint = _train(loaded, choice.arch, choice.augment)
         manifest = {
             "name": DEMO_MODEL,
