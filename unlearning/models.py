@@ -137,6 +137,13 @@ def spec_of(model: nn.Module) -> ArchSpec:
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load exactly the declared architecture's tensors: no missing, no extra, no shape change."""
+    check_state_fits(model, state)
+    model.load_state_dict(state, strict=True)
+
+
+def check_state_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """CheckpointError unless `state` has exactly the model's tensor names and shapes. Only names and shapes
+    are read, so the model may live on the meta device (an architecture sized without allocating it)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
@@ -151,7 +158,6 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         problems.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
     if problems:
         raise CheckpointError("weights do not fit the declared architecture: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
 
 
 def read_weights(data: bytes) -> dict[str, torch.Tensor]:

@@ -92,12 +92,20 @@ def _check_fit(arch: ArchSpec, config: UnlearnConfig, dataset: Dataset) -> None:
         raise ModelDoesNotFitDataset(detail, errors=[_manifest_problem(detail, "unlearn_config", "retain_access")])
 
 
+def _architecture_problem(exc: Exception) -> Unprocessable:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Unprocessable(f"architecture: {reason}", errors=[_manifest_problem(reason, "architecture")])
+
+
 def _load_strictly(upload: ModelUpload, arch: ArchSpec) -> tuple[nn.Module, str]:
     """The declared architecture with the uploaded weights, and the upload's sha256; CheckpointError -> 422."""
     # PyTorch is imported on first use, on the CPU: the API process never initialises CUDA.
+    import torch
+
     from unlearning.models import (
         CheckpointError,
         build_model,
+        check_state_fits,
         load_state_strict,
         read_weights,
     )
@@ -105,11 +113,25 @@ def _load_strictly(upload: ModelUpload, arch: ArchSpec) -> tuple[nn.Module, str]
     data = upload.checkpoint.read()
     uploaded_sha256 = hashlib.sha256(data).hexdigest()
     try:
-        model = build_model(arch)
-    except ValueError as exc:  # e.g. an unknown torchvision builder
-        raise Unprocessable(f"architecture: {exc}", errors=[_manifest_problem(str(exc), "architecture")]) from None
+        # On the meta device first: names and shapes without memory, so weights that do not fit (an
+        # architecture declared a million channels wide) are refused before any of it is allocated.
+        # A builder that writes data while it initialises (torchvision's regnets) cannot run there, nor
+        # one whose sizes overflow int64; both are then built for real, where the latter fails at once.
+        with torch.device("meta"):
+            skeleton: nn.Module | None = build_model(arch)
+    except (NotImplementedError, RuntimeError):
+        skeleton = None
+    except (ValueError, TypeError) as exc:  # an unknown torchvision builder; a size that is no int
+        raise _architecture_problem(exc) from None
     try:
-        load_state_strict(model, read_weights(data))
+        weights = read_weights(data)
+        if skeleton is not None:
+            check_state_fits(skeleton, weights)
+        try:
+            model = build_model(arch)
+        except (ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: more memory than exists
+            raise _architecture_problem(exc) from None
+        load_state_strict(model, weights)
     except CheckpointError as exc:
         raise CheckpointRefused(
             f"the checkpoint was refused: {exc}",

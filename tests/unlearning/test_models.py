@@ -3,7 +3,15 @@ import io
 import pytest
 import torch
 
-from unlearning.models import CheckpointError, build_model, checkpoint_bytes, load_checkpoint, read_weights, load_state_strict
+from unlearning.models import (
+    CheckpointError,
+    build_model,
+    check_state_fits,
+    checkpoint_bytes,
+    load_checkpoint,
+    load_state_strict,
+    read_weights,
+)
 from unlearning.specs import ArchSpec, TrainConfig, from_dict, to_dict
 
 
@@ -34,6 +42,15 @@ def test_weights_of_another_architecture_are_refused_with_the_mismatch_named():
     state.pop(next(iter(state)))
     with pytest.raises(CheckpointError, match="missing 1 tensors"):
         load_state_strict(small, state)
+
+
+def test_weights_are_checked_against_an_architecture_on_the_meta_device():
+    with torch.device("meta"):
+        huge = build_model(ArchSpec("small_cnn", 10, 1, 28, width=10**6))  # 3e14 bytes if it were real
+    small = build_model(ArchSpec("small_cnn", 10, 1, 28, width=4))
+    with pytest.raises(CheckpointError, match=r"\(4, 1, 3, 3\) != \(1000000, 1, 3, 3\)"):
+        check_state_fits(huge, small.state_dict())
+    check_state_fits(small.to("meta"), small.state_dict())
 
 
 def test_plain_state_dict_loads_and_a_pickle_needing_full_unpickling_is_refused():

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import httpx
+import pytest
 import torch
 from fastapi.testclient import TestClient
 
@@ -74,6 +75,37 @@ def test_wrong_tensor_shapes_are_422_and_nothing_is_written(
     assert "shape mismatches" in problem["detail"]
     assert problem["errors"][0]["location"] == ["body", "checkpoint"]
     _nothing_written(database_url, settings, events_before)
+
+
+@pytest.mark.parametrize("width", [5000, 10**6])
+def test_architecture_far_wider_than_the_checkpoint_is_422_without_allocating_it(
+    client: TestClient, tenant: TenantKey, data_root: Path, database_url: str, settings: Settings, width: int
+) -> None:
+    # built for real, 5,000 channels are 7 GB of weights that fill the API server's memory and 10**6 are
+    # 3e14 bytes whose allocation fails (a 500); sized on the meta device they cost nothing
+    dataset = tiny.register_dataset(client, tenant, data_root)
+    events_before = count_rows(database_url, "event")
+    body = tiny.manifest(dataset["id"], architecture={**tiny.manifest(dataset["id"])["architecture"], "width": width})
+
+    response = tiny.upload(client, tenant, body, tiny.safetensors_bytes())
+
+    assert response.status_code == 422, response.text
+    assert response.json()["type"].endswith("checkpoint-refused")
+    assert f"features.0.weight: (8, 1, 3, 3) != ({width}, 1, 3, 3)" in response.json()["detail"]
+    _nothing_written(database_url, settings, events_before)
+
+
+@pytest.mark.parametrize("width", [2**40, 2**70, 2.5])
+def test_architecture_size_that_is_no_tensor_size_is_422(
+    client: TestClient, tenant: TenantKey, data_root: Path, width: float
+) -> None:
+    dataset = tiny.register_dataset(client, tenant, data_root)
+    body = tiny.manifest(dataset["id"], architecture={**tiny.manifest(dataset["id"])["architecture"], "width": width})
+
+    response = tiny.upload(client, tenant, body, tiny.safetensors_bytes())
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["pointer"] == "#/manifest/architecture"
 
 
 def test_pickle_that_needs_weights_only_false_is_422(
