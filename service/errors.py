@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:unlearning:problem:"
@@ -207,7 +208,21 @@ def _render_http_exception(request: Request, exc: Exception) -> JSONResponse:
         detail = f"no resource at {request.url.path}"
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
+        allowed = _allowed_methods(request)
+        if allowed:
+            return problem_response(request, status=405, detail=detail, headers={"Allow": ", ".join(allowed)})
     return problem_response(request, status=exc.status_code, detail=detail, headers=exc.headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette's 405 names the methods of the first route whose path matched; a path served by several
+    # routes (GET and POST /v1/models) needs them all (RFC 9110: Allow lists what the target supports).
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
 
 
 def _render_integrity_error(request: Request, exc: Exception) -> JSONResponse:

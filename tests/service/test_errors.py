@@ -100,3 +100,12 @@ def test_a_value_postgresql_cannot_store_is_a_422_problem_and_writes_nothing(
     )
     assert problem["errors"][0]["type"] == "unstorable"
     assert count_rows(database_url, "api_key") == 1  # the tenant's first key only
+
+
+def test_405_allows_every_method_of_a_path_served_by_several_routes(client: TestClient, tenant: TenantKey) -> None:
+    # GET and POST /v1/models are two routes; Starlette alone answers "Allow: POST", hiding the GET
+    response = client.request("OPTIONS", "/v1/models", headers=tenant.headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    job = client.request("PATCH", "/v1/jobs/00000000-0000-0000-0000-000000000000", headers=tenant.headers)
+    assert (job.status_code, job.headers["allow"]) == (405, "GET, DELETE")
