@@ -46,7 +46,7 @@ def test_the_largest_version_number_reaches_the_database_and_is_404(
 def test_openapi_states_the_version_number_bounds(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     numbered = [path for path in paths if "{number}" in path]
-    assert len(numbered) == len(SUB_RESOURCES)
+    assert {f"/v1/models/{{model_id}}/versions/{{number}}{sub}" for sub in SUB_RESOURCES} <= set(numbered)
     for path in numbered:
         (number,) = [p["schema"] for p in paths[path]["get"]["parameters"] if p["name"] == "number"]
         assert (number["minimum"], number["maximum"]) == (1, 2**31 - 1), path
