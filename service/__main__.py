@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from service.audits import certificate as certificates
 from service.db import dispose_engines, migrate, session_factory
 from service.errors import ProblemError
 from service.events.service import verify_chain
-from service.settings import Settings, get_settings
+from service.settings import Settings, get_settings, hand_to_child_processes
 from service.supervisor import Supervisor, default_state_file
 from service.tenants.service import create_tenant
 
@@ -47,17 +46,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if demo is not None:
             print(f"demo: model {demo.model_id}, admin API key in {demo.key_file} (see README)", file=sys.stderr)
     dispose_engines()  # the executor and the server build their own connections
-    supervisor = None
+    supervisor, state_file = None, None
     if settings.broker_url is None and not args.no_executor:
         state_file = (settings.executor_state_file or default_state_file(settings)).resolve()
         supervisor = Supervisor(database_url=settings.database_url, state_file=state_file,
                                 max_attempts=settings.max_attempts)  # fmt: skip
-        # the API processes' /healthz reads the supervisor's state from there (uvicorn's workers, or this
-        # process's app, read their settings from the environment)
-        os.environ["UNLEARN_EXECUTOR_STATE_FILE"] = str(state_file)
-    else:
-        os.environ.pop("UNLEARN_EXECUTOR_STATE_FILE", None)  # nothing to check: the jobs run elsewhere
-    get_settings.cache_clear()
+    # the API processes' /healthz reads the supervisor's state from there; without an executor there is
+    # nothing to check: the jobs run elsewhere
+    hand_to_child_processes(executor_state_file=state_file if supervisor is not None else None)
 
     def terminate(signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)

@@ -5,6 +5,7 @@ The app, the CLI, Alembic and the tests share it; nothing else reads the environ
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -96,3 +97,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once from the environment."""
     return Settings()
+
+
+def hand_to_child_processes(*, executor_state_file: Path | None) -> None:
+    """Pass settings that only `run` knows to the API processes it starts: uvicorn's workers (and the app
+    factory in this process) read their settings from the environment, so this module, the only one that
+    touches it, writes them there; None removes the variable."""
+    if executor_state_file is None:
+        os.environ.pop("UNLEARN_EXECUTOR_STATE_FILE", None)
+    else:
+        os.environ["UNLEARN_EXECUTOR_STATE_FILE"] = str(executor_state_file)
+    get_settings.cache_clear()
