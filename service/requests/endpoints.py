@@ -40,7 +40,11 @@ def submit_deletion_request(
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
-        Header(description="repeat it to retry safely: the same body gets the first answer again, another body a 422"),
+        Header(
+            min_length=1,
+            max_length=service.IDEMPOTENCY_KEY_MAX,
+            description="repeat it to retry safely: the same body gets the first answer again, another body a 422",
+        ),
     ] = None,
 ) -> JSONResponse:
     answer = service.accept(

@@ -154,6 +154,20 @@ def test_idempotency_key_with_another_body_is_422(
     assert _ledger(database_url) == ledger
 
 
+def test_idempotency_key_longer_than_its_column_is_422_and_its_bounds_are_declared(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], database_url: str
+) -> None:
+    ledger = _ledger(database_url)
+    response = tiny.submit(client, tenant, model["id"], IDS, key="k" * 201)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["location"] == ["header", "idempotency-key"]
+    assert _ledger(database_url) == ledger
+    operation = client.get("/openapi.json").json()["paths"]["/v1/models/{model_id}/deletion-requests"]["post"]
+    (header,) = [p for p in operation["parameters"] if p["name"] == "idempotency-key"]
+    (string,) = [option for option in header["schema"]["anyOf"] if option.get("type") == "string"]
+    assert (string["minLength"], string["maxLength"]) == (1, 200)
+
+
 def test_retry_while_the_first_request_is_still_being_handled_is_409(
     client: TestClient, tenant: TenantKey, model: dict[str, Any], database_url: str
 ) -> None:
