@@ -43,7 +43,11 @@ def resolve_in_data_root(root: Path, relative: str, *, field: str) -> Path:
         raise Unprocessable(f"{field} {relative!r} cannot be resolved: {reason}", pointer=pointer) from None
     if not target.is_relative_to(root):
         raise PathOutsideDataRoot(f"{field} {relative!r} resolves outside the data root", pointer=pointer)
-    if not target.exists():
+    try:
+        exists = target.exists()
+    except OSError as exc:  # exists() answers only "no such file" itself: a name too long for the file system
+        raise Unprocessable(f"{field} {relative!r} cannot be looked up: {exc.strerror}", pointer=pointer) from None
+    if not exists:
         raise Unprocessable(f"{field} {relative!r} does not exist in the data root", pointer=pointer)
     return target
 

@@ -34,10 +34,12 @@ from worker.jobs import Outcome, run_job
 pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
 # Every check schemathesis has (no 5xx, status codes, media types, headers and bodies as declared, invalid
-# input refused, 405 with a true Allow, auth not ignored, deleted resources gone) but one:
+# input refused, 405 with a true Allow, auth not ignored, created resources readable) but two:
 # positive_data_acceptance wants every schema-valid body accepted, and no schema can say that a dataset's
-# path exists in the data root or that sample IDs belong to the model's dataset.
-EXCLUDED_CHECKS = ["positive_data_acceptance"]
+# path exists in the data root or that sample IDs belong to the model's dataset; use_after_free wants a
+# 404 after a DELETE, but DELETE of a job or a deletion request cancels it, and the cancelled record stays
+# readable on purpose (the audit trail of who cancelled what).
+EXCLUDED_CHECKS = ["positive_data_acceptance", "use_after_free"]
 # Bounded for CI on 2 shared cores: cases per operation and round, and a wall-clock budget per backend
 # (coverage first, then fuzzing and stateful rounds until the budget is spent).
 MAX_EXAMPLES = 50

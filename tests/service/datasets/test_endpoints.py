@@ -180,6 +180,17 @@ def test_a_symlink_loop_is_422_naming_the_path_inside_the_data_root_only(
     assert str(data_root.resolve()) not in response.text
 
 
+def test_path_with_a_name_too_long_for_the_file_system_is_422(
+    client: TestClient, tenant: TenantKey, data_root: Path
+) -> None:
+    # a file name of more than 255 bytes: stat() fails with ENAMETOOLONG, which Path.exists() passes on
+    name = "d" + "\u0301" * 200  # 401 bytes in UTF-8 (the fuzzer's was "Zalgo" text)
+    response = client.post("/v1/datasets", json={"name": "x", "format": "npz", "path": name}, headers=tenant.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].endswith("cannot be looked up: File name too long")
+    assert str(data_root.resolve()) not in response.text
+
+
 def test_path_given_for_digits_is_422(client: TestClient, tenant: TenantKey) -> None:
     response = client.post("/v1/datasets", json={**DIGITS, "path": "x"}, headers=tenant.headers)
     assert response.status_code == 422
