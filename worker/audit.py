@@ -67,6 +67,7 @@ def audit_version(
         retain_sample=retain_sample,
         test=test,
         earlier=earlier,
+        rmia=rmia,
         versions={"version": context.get("version"), "parent": context.get("parent_version")},
         title=f"version {context.get('version')}: membership scores, forgotten vs never seen",
     )

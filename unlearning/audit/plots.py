@@ -99,9 +99,10 @@ LOG_ODDS_LIMITS = (-30.0, 40.0)  # the evidence axis never reaches past these; o
 SMALL_SET = 60  # sets this small are also drawn sample by sample: an ECDF of 4 points hides them
 
 
-def evidence_figure(panels: dict[str, dict[str, np.ndarray]], *, alpha: float, title: str | None = None) -> Figure:
-    """One subplot per model: the empirical CDF of each set's membership score (log-odds of the true-class
-    confidence) and a dashed line where the never-seen test data's top `alpha` begins: forgotten samples
+def evidence_figure(panels: dict[str, dict[str, np.ndarray]], *, alpha: float, title: str | None = None,
+                    xlabel: str = "log-odds of true-class confidence") -> Figure:  # fmt: skip
+    """One subplot per model: the empirical CDF of each set's membership score (e.g. the log-odds of the
+    true-class confidence) and a dashed line where the never-seen test data's top `alpha` begins: forgotten samples
     right of it have p < alpha. A forgotten set whose curve lies on the test curve looks never seen; one
     shifted right is still remembered, one far left was over-unlearned (also detectable)."""
     if not panels:
@@ -129,15 +130,16 @@ def evidence_figure(panels: dict[str, dict[str, np.ndarray]], *, alpha: float, t
         if test is not None:
             cut = float(np.quantile(np.asarray(test, dtype=np.float64), 1.0 - alpha))
             ax.axvline(min(max(cut, lo), hi), color="black", ls="--", lw=1)
-            ax.text(min(max(cut, lo), hi), 0.02, f" p < {alpha:g} beyond", fontsize="small", rotation=90,
-                    va="bottom", ha="right")  # fmt: skip
+            ax.text(min(max(cut, lo), hi), 0.98, f"p < {alpha:g} beyond ", fontsize="small", rotation=90,
+                    va="top", ha="right")  # fmt: skip
         ax.set_title(model)
         ax.set_xlim(lo, hi)
         ax.set_ylim(0.0, 1.0)
-        ax.set_xlabel("log-odds of true-class confidence")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of the set at or below")
-    axes[-1].legend(loc="lower right", fontsize="small")
+    handles, labels = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
     fig.suptitle((title + "\n" if title else "") + "curves further right = more member-like; a forgotten set on the "
                  "never-seen curve looks never seen", fontsize="medium")
     return fig

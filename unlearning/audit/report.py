@@ -259,18 +259,8 @@ def _measure(
     logits = {name: predict_logits(net, samples.x) for name, samples in named.items()}
     test_logits = predict_logits(net, test.x)
     score_name = ev.RMIA if rmia is not None else ev.LOG_ODDS
-
-    def score(samples: ImageSet, z: torch.Tensor) -> np.ndarray:
-        if rmia is None:
-            return ev.log_odds_confidence(z, samples.y)
-        return rmia.scores(net, samples, z, test, test_logits)[0]
-
-    if rmia is None:
-        test_scores = ev.log_odds_confidence(test_logits, test.y)
-    else:
-        test_scores = rmia.scores(net, current, logits["current"], test, test_logits)[1]
-    scores = {name: score(named[name], logits[name]) for name in named}
-    scores["test"] = test_scores
+    scores = evidence_scores(net, named, test, rmia, logits=logits, test_logits=test_logits)
+    test_scores = scores["test"]
     mis_attack = _fit_mis_attack(conf.retain, conf.test, seed)
     loss_test = ev.log_odds_confidence(test_logits, test.y)  # the loss attack's held-out scores
 
@@ -342,6 +332,23 @@ def _measure(
         forgotten_p=ev.p_values(forgotten_scores, test_scores),
         test_correct=test_correct,
     )
+
+
+def evidence_scores(net: nn.Module, named: dict[str, ImageSet], test: ImageSet, rmia: RmiaAudit | None, *,
+                    logits: dict[str, torch.Tensor] | None = None,
+                    test_logits: torch.Tensor | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """The membership score (RMIA's with reference models, else the log-odds of the true-class confidence) of
+    every sample of each named set, and of the never-seen test samples under "test"."""
+    logits = logits if logits is not None else {name: predict_logits(net, s.x) for name, s in named.items()}
+    test_logits = test_logits if test_logits is not None else predict_logits(net, test.x)
+    if rmia is None:
+        out = {name: ev.log_odds_confidence(logits[name], samples.y) for name, samples in named.items()}
+        out["test"] = ev.log_odds_confidence(test_logits, test.y)
+        return out
+    out = {name: rmia.scores(net, samples, logits[name], test, test_logits)[0] for name, samples in named.items()}
+    first = next(iter(named))
+    out["test"] = rmia.scores(net, named[first], logits[first], test, test_logits)[1]
+    return out
 
 
 def _ci(interval: stats.Interval) -> list[float]:
@@ -572,11 +579,13 @@ def evidence_png(
     retain_sample: ImageSet,
     test: ImageSet,
     earlier: Sequence[tuple[str, ImageSet]] = (),
+    rmia: RmiaAudit | None = None,
     versions: dict[str, int | None] | None = None,
     title: str | None = None,
 ) -> bytes:
-    """PNG of the log-odds of true-class confidence (the no-RMIA evidence score), forget vs test vs remaining,
-    for the original, the parent (when it is not the original) and this version, one panel each.
+    """PNG of the membership score the report uses (RMIA's with `rmia`, else the log-odds of the true-class
+    confidence), forget vs never-seen test vs remaining, for the original, the parent (when it is not the
+    original) and this version, one panel each.
 
     `versions` gives the version numbers for the panel titles: {"version": n, "parent": n}."""
     versions = versions or {}
@@ -584,14 +593,17 @@ def evidence_png(
     if parent is not original:
         roles.append(("parent", parent))
     roles.append(("version", model))
+    named = {"current": current, "remaining": retain_sample, **dict(earlier)}
     panels = {}
     for role, net in roles:
-        sets = {"test (never seen)": _log_odds(net, test), "remaining": _log_odds(net, retain_sample)}
+        scores = evidence_scores(net, named, test, rmia)
+        sets = {"test (never seen)": scores["test"], "remaining": scores["remaining"]}
         if earlier:
-            sets["forgotten earlier"] = np.concatenate([_log_odds(net, samples) for _, samples in earlier])
-        sets["forgotten now"] = _log_odds(net, current)
+            sets["forgotten earlier"] = np.concatenate([scores[label] for label, _ in earlier])
+        sets["forgotten now"] = scores["current"]
         panels[_panel_title(role, versions, parent is original)] = sets
-    return to_png_bytes(evidence_figure(panels, alpha=ev.ALPHA, title=title))
+    label = "RMIA score" if rmia is not None else "log-odds of true-class confidence"
+    return to_png_bytes(evidence_figure(panels, alpha=ev.ALPHA, title=title, xlabel=label))
 
 
 def _panel_title(role: str, versions: dict[str, int | None], parent_is_original: bool) -> str:
@@ -602,7 +614,3 @@ def _panel_title(role: str, versions: dict[str, int | None], parent_is_original:
         number = versions.get("parent")
         return "parent" + (f" (v{number})" if number is not None else "")
     return "original (v1), the parent" if parent_is_original else "original (v1)"
-
-
-def _log_odds(net: nn.Module, samples: ImageSet) -> np.ndarray:
-    return ev.log_odds_confidence(predict_logits(net, samples.x), samples.y)

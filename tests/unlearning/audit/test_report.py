@@ -239,6 +239,10 @@ def test_rmia_is_reported_with_its_reference_models_and_gives_the_membership_sco
     assert "rmia_ft_auc" in report["models"]["version"]["earlier"][0]
     # the original remembers: RMIA flags its forgotten samples
     assert report["models"]["original"]["current"]["evidence"]["indistinguishable_pct"]["value"] < 90
+    # the figure plots the same score the p-values use
+    png = evidence_png(model=FORGOT, parent=PARENT, original=ORIGINAL, current=_set(CURRENT),
+                       retain_sample=_set(REMAINING), test=test_full.subset(np.arange(200)), rmia=audit)  # fmt: skip
+    assert png.startswith(PNG_MAGIC)
 
 
 def test_sets_that_overlap_are_refused():
