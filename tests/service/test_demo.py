@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ from service.demo import ensure_demo
 from service.settings import Settings
 from service.tenants.service import authenticate
 from tests.service.factories import count_rows
+from tests.worker.cluster import wait_healthy
 
 FIRST_START_TIMEOUT_S = 240.0  # migrations, training the digits demo (about 10 s on 2 busy cores), the server
 DIGITS_TRAIN = 1347  # scikit-learn's 1,797 digits less the 25% held out
@@ -53,16 +53,7 @@ def test_the_first_start_in_an_empty_folder_without_fashion_mnist_serves_the_dig
         )  # fmt: skip
     var = tmp_path / "var"
     try:
-        deadline = time.monotonic() + FIRST_START_TIMEOUT_S
-        while True:
-            assert server.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"no /healthz within {FIRST_START_TIMEOUT_S} s:\n{log.read_text()}"
-            time.sleep(0.3)
+        wait_healthy(f"http://127.0.0.1:{port}", server, timeout=FIRST_START_TIMEOUT_S, log=log)
         key = (var / "demo-api-key").read_text().strip()
         info = json.loads((var / "demo.json").read_text())
         model = httpx.get(f"http://127.0.0.1:{port}/v1/models/{info['model_id']}",

@@ -24,6 +24,31 @@ REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120.0  # a worker imports torch and Celery on two busy cores
 
 
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_healthy(base: str, process: subprocess.Popen, *, timeout: float, log: Path) -> None:
+    """Wait until the server at `base` answers /healthz with 200; fail with its log if it exits or is late."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"no /healthz from {base} within {timeout:.0f} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.3)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

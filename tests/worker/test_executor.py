@@ -32,6 +32,7 @@ from service.settings import Settings
 from service.tables import Event
 from tests.service import tiny
 from tests.service.factories import make_tenant, tamper_with_event
+from tests.worker.cluster import alive, wait_healthy
 from unlearning.audit.metrics import accuracy, predict_logits, true_class_prob
 from unlearning.audit.report import REPORT_SCHEMA
 from unlearning.models import build_model, load_checkpoint
@@ -67,14 +68,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -116,16 +109,7 @@ def running_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Run
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the service did not start:\n{log.read_text()}"
-            time.sleep(0.3)
+        wait_healthy(base, process, timeout=STARTUP_TIMEOUT_S, log=log)
         yield RunningService(base=base, log=log, env=env, var=tmp_path)
     finally:
         if process.poll() is None:
@@ -138,9 +122,9 @@ def running_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Run
     executor = re.search(r"executor started \(pid (\d+)\)", log.read_text())
     assert executor is not None, log.read_text()
     deadline = time.monotonic() + 10
-    while _alive(int(executor.group(1))) and time.monotonic() < deadline:
+    while alive(int(executor.group(1))) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(int(executor.group(1))), "the executor outlived the service"
+    assert not alive(int(executor.group(1))), "the executor outlived the service"
     assert process.returncode == 0, log.read_text()
 
 

@@ -26,21 +26,13 @@ from service.supervisor import read_state
 from service.tables import Event, Job
 from tests.service import tiny
 from tests.service.factories import TenantKey, make_tenant
-from tests.worker.cluster import Proc, free_port, wait_for
+from tests.worker.cluster import Proc, alive, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
 STARTUP_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 240.0  # the job twice (killed once) with its audit, on two busy cores
 LONG_UNLEARN = {**tiny.UNLEARN, "epochs": 150, "lr": 0.01, "gamma": 1.0}  # seconds of fine-tuning to land in
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -79,7 +71,7 @@ def service(home: Path, tmp_path: Path) -> Iterator[tuple[Proc, str]]:
     finally:
         state = read_state(home / "executor.json")
         proc.stop()
-        if state is not None and state.pid is not None and _alive(state.pid):
+        if state is not None and state.pid is not None and alive(state.pid):
             os.kill(state.pid, signal.SIGKILL)  # only if the test failed before the service stopped it
 
 
@@ -143,5 +135,5 @@ def test_an_executor_killed_mid_job_is_replaced_and_the_request_completes_with_o
 
     proc.signal_main(signal.SIGTERM)
     assert proc.popen.wait(timeout=60) == 0, proc.tail()
-    wait_for(lambda: not _alive(successor.pid), timeout=30, what="the executor to stop with the service")
+    wait_for(lambda: not alive(successor.pid), timeout=30, what="the executor to stop with the service")
     assert "executor stopped (exit 0)" in proc.log()
