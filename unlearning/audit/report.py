@@ -262,7 +262,8 @@ def _measure(
     scores = evidence_scores(net, named, test, rmia, logits=logits, test_logits=test_logits)
     test_scores = scores["test"]
     mis_attack = _fit_mis_attack(conf.retain, conf.test, seed)
-    loss_test = ev.log_odds_confidence(test_logits, test.y)  # the loss attack's held-out scores
+    # the loss attack's held-out scores (without RMIA, the evidence scores themselves)
+    loss_test = test_scores if rmia is None else ev.log_odds_confidence(test_logits, test.y)
 
     def set_entry(label: str, samples: ImageSet, z: torch.Tensor, s: np.ndarray) -> dict[str, Any]:
         prob = true_class_prob(z, samples.y)
@@ -345,9 +346,10 @@ def evidence_scores(net: nn.Module, named: dict[str, ImageSet], test: ImageSet, 
         out = {name: ev.log_odds_confidence(logits[name], samples.y) for name, samples in named.items()}
         out["test"] = ev.log_odds_confidence(test_logits, test.y)
         return out
-    out = {name: rmia.scores(net, samples, logits[name], test, test_logits)[0] for name, samples in named.items()}
-    first = next(iter(named))
-    out["test"] = rmia.scores(net, named[first], logits[first], test, test_logits)[1]
+    out: dict[str, np.ndarray] = {}
+    for name, samples in named.items():
+        out[name], test_scores = rmia.scores(net, samples, logits[name], test, test_logits)
+    out["test"] = test_scores  # the same for every set: the test samples' scores do not depend on it
     return out
 
 
