@@ -240,13 +240,9 @@ def _render_data_error(request: Request, exc: Exception) -> JSONResponse:
     # transaction was rolled back, nothing was written. The driver's first line says what (never the SQL).
     reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
     log.warning("data error turned into 422", extra={"error": reason})
-    return problem_response(
-        request,
-        status=422,
-        type_=PROBLEM_TYPE_BASE + "invalid-input",
-        title="Invalid input",
-        detail=f"a value in the request cannot be stored: {reason}; nothing was written",
-        errors=[FieldProblem(detail=reason, pointer=None, location=["body"], type="unstorable")],
+    errors = [FieldProblem(detail=reason, pointer=None, location=["body"], type="unstorable")]
+    return _render_problem(
+        request, Unprocessable(f"a value in the request cannot be stored: {reason}; nothing was written", errors=errors)
     )
 
 
