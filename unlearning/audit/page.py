@@ -193,7 +193,7 @@ def render_html(report: dict[str, Any], evidence_png: bytes, history_png: bytes 
     data_rows += [[f"forgotten by {e['label']}", e["n"]] for e in data["earlier"]]
     data_rows += [["all forgotten so far", data["union"]["n"]], ["remaining-data sample", data["retain_sample"]["n"]],
                   ["never-seen test samples (the p-values' reference)", data["test"]["n"]]]  # fmt: skip
-    methods = (f"Intervals are 95% two-sided: {stats.EXACT} for shares and accuracies, {stats.BOOTSTRAP} for "
+    methods = (f"Intervals are 95% two-sided: {stats.EXACT} for shares and accuracies, {stats.BOOTSTRAP_OR_HOEFFDING} for "
                f"AUCs, {stats.PAIRED_BOOTSTRAP} for differences between models on the same samples. A check "
                "passes when its whole interval is within the limit, fails when the whole interval is outside, and "
                "is inconclusive when the interval straddles the limit.")  # fmt: skip

@@ -19,6 +19,11 @@ MAX_SAMPLES_NEEDED = 10_000_000  # past this "samples needed" is reported as unr
 
 EXACT = "exact (Clopper-Pearson)"
 BOOTSTRAP = f"percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples"
+# Below this many positives a percentile bootstrap is too narrow (resamples of 4 values can only repeat
+# them), so the AUC's interval is widened to Hoeffding's, which holds at any n: the AUC is the mean of the
+# positives' placements (share of negatives below each), values in [0, 1].
+SMALL_SET = 30
+BOOTSTRAP_OR_HOEFFDING = f"{BOOTSTRAP}; below {SMALL_SET} positives widened to Hoeffding's bound"
 PAIRED_BOOTSTRAP = f"paired percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples"
 
 
@@ -114,7 +119,8 @@ def _finite(values: np.ndarray, name: str) -> np.ndarray:
 def auc(positives: np.ndarray, negatives: np.ndarray, *, seed: int = 0,
         resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> Interval:  # fmt: skip
     """ROC-AUC in percent of `positives` (higher score = more member-like) against `negatives`, with a
-    stratified percentile-bootstrap interval (each group resampled with replacement at its own size)."""
+    stratified percentile-bootstrap interval (each group resampled with replacement at its own size), widened
+    to Hoeffding's bound when there are fewer than SMALL_SET positives."""
     pos = _finite(positives, "positives")
     neg = _finite(negatives, "negatives")
     value = float(_aucs(pos[None], neg[None])[0])
@@ -123,7 +129,10 @@ def auc(positives: np.ndarray, negatives: np.ndarray, *, seed: int = 0,
     boot = np.concatenate([weighted(_counts(rng, b, len(pos)), _counts(rng, b, len(neg)))
                            for b in _chunks(resamples, len(pos), len(neg))])  # fmt: skip
     low, high = _percentiles(boot, confidence)
-    return Interval(100.0 * value, 100.0 * low, 100.0 * high, BOOTSTRAP)
+    if len(pos) < SMALL_SET:
+        half = math.sqrt(math.log(2.0 / (1.0 - confidence)) / (2.0 * len(pos)))
+        low, high = max(0.0, min(low, value - half)), min(1.0, max(high, value + half))
+    return Interval(100.0 * value, 100.0 * low, 100.0 * high, BOOTSTRAP_OR_HOEFFDING)
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, *, seed: int = 0,

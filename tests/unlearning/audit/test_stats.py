@@ -37,7 +37,7 @@ def test_bootstrap_auc_matches_sklearn_and_brackets_it():
 
 
 def test_bootstrap_auc_counts_ties_half():
-    ci = stats.auc(np.array([1.0, 1.0]), np.array([1.0, 1.0, 1.0]))
+    ci = stats.auc(np.ones(30), np.ones(40))
     assert ci.value == ci.low == ci.high == 50.0
 
 
@@ -109,3 +109,12 @@ def test_samples_needed_for_an_interval_scales_with_the_inverse_square_of_the_ma
     iv = stats.Interval(55.0, 30.0, 80.0, "x")  # half-width 25, 5 points from the nearest edge
     assert stats.samples_needed_for_interval(iv, 4, 40.0, 60.0) == 4 * 25
     assert stats.samples_needed_for_interval(stats.Interval(60.0, 50.0, 70.0, "x"), 10, 40.0, 60.0) is None
+
+
+def test_auc_interval_of_a_handful_of_samples_is_valid_not_the_bootstrap_alone():
+    # four positives all below every negative: the bootstrap can only repeat them (interval [0, 0]); four
+    # samples cannot rule out chance that firmly, so the interval reaches far up (Hoeffding at n = 4)
+    ci = stats.auc(np.array([-4.0, -3.0, -2.0, -1.0]), np.arange(200.0))
+    assert ci.value == 0.0 and ci.low == 0.0 and ci.high > 60
+    assert "Hoeffding" in ci.method
+    assert "Hoeffding" in stats.auc(np.arange(4.0), np.arange(200.0)).method
