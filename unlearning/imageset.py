@@ -50,21 +50,25 @@ class ImageSet:
 
 
 def augment_batch(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random crop (zero padding) and horizontal flip of a whole batch, independently per sample."""
+    """Random crop (zero padding) and horizontal flip of a whole batch, independently per sample.
+
+    The random numbers are drawn on `generator`'s device (x's device when there is none): a generator on
+    x's device costs no host-to-device copy per batch."""
     if spec.crop_padding == 0 and not spec.hflip:
         return x
     n, _, h, w = x.shape
+    rng_device = generator.device if generator is not None else x.device
     if spec.crop_padding > 0:
         p = spec.crop_padding
         padded = torch.nn.functional.pad(x, (p, p, p, p))
-        oy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device="cpu").to(x.device)
-        ox = torch.randint(0, 2 * p + 1, (n,), generator=generator, device="cpu").to(x.device)
+        oy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=rng_device).to(x.device)
+        ox = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=rng_device).to(x.device)
         rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # N, 1, H, 1
         cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # N, 1, 1, W
         batch = torch.arange(n, device=x.device)[:, None, None, None]
         chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
         x = padded[batch, chan, rows, cols]  # N, C, H, W
     if spec.hflip:
-        flip = torch.rand(n, generator=generator, device="cpu").to(x.device) < 0.5
+        flip = torch.rand(n, generator=generator, device=rng_device).to(x.device) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x

@@ -96,7 +96,7 @@ def finetune(
         generator=seeded_generator(cfg.seed),
         masks=masks,
         l1_alpha=l1_alpha,
-        on_epoch_end=rule,
+        on_check=(lambda epoch, _frac, m: rule(epoch, m)) if rule is not None else None,
         progress=progress,
     )
     if rule is not None:
