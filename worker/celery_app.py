@@ -77,7 +77,10 @@ def run_job_task(job_id: str) -> str:
     return outcome.value
 
 
-@app.task(name=dispatch.SWEEP)
+# The periodic tasks are acked on receipt, not after they ran: one lost mid-run is re-sent by the next beat
+# tick anyway, and an ack still pending when the broker dies can crash the worker as kombu closes the
+# connection (seen in CI: AttributeError in the redis transport's _connparams during a Redis restart).
+@app.task(name=dispatch.SWEEP, acks_late=False)
 def sweep_task() -> dict[str, int]:
     with session_factory(settings.database_url)() as session, session.begin():
         swept = jobs.sweep(session, resend_after=settings.resend_after_seconds, max_attempts=settings.max_attempts)
@@ -87,6 +90,6 @@ def sweep_task() -> dict[str, int]:
     return {"failed": swept.failed, "requeued": len(swept.requeued), "resent": len(swept.resent)}
 
 
-@app.task(name=dispatch.DELIVER_CALLBACKS)
+@app.task(name=dispatch.DELIVER_CALLBACKS, acks_late=False)
 def deliver_callbacks_task() -> int:
     return deliver_due(session_factory(settings.database_url), settings=settings)
