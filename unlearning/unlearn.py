@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from unlearning.imageset import ImageSet
-from unlearning.loop import FitStats, Part, Schedule, fit
+from unlearning.loop import EpochStartHook, FitStats, Part, Schedule, fit
 from unlearning.progress import Progress, report
 from unlearning.specs import UnlearnConfig
 from unlearning.stopping import StoppingRule
@@ -75,6 +75,7 @@ def finetune(
     holdout: ImageSet | None = None,
     masks: dict[nn.Parameter, torch.Tensor] | None = None,
     l1_alpha=None,
+    on_epoch_start: EpochStartHook | None = None,
     progress: Progress | None = None,
 ) -> tuple[FitStats, StoppingRule | None, float]:
     """The paper's fine-tuning: SGD with momentum, StepLR, plain mean CE, model in train mode."""
@@ -96,6 +97,7 @@ def finetune(
         generator=seeded_generator(cfg.seed),
         masks=masks,
         l1_alpha=l1_alpha,
+        on_epoch_start=on_epoch_start,
         on_check=(lambda epoch, _frac, m: rule(epoch, m)) if rule is not None else None,
         progress=progress,
     )
