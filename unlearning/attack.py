@@ -26,22 +26,50 @@ class AdversarialSet:
     delta_norm: torch.Tensor  # N ||x_adv - x||_2
     orig_pred: torch.Tensor  # N prediction on the clean image
     flipped: torch.Tensor  # N bool: found a misclassified point within the doubling cap
+    misclassified: torch.Tensor  # N bool: the clean image was already misclassified (x_adv = x, eps = 0)
     eps_init: float  # starting radius (given or calibrated)
+    eps_rule: str  # AttackConfig.eps_rule: how eps_init was (or, when given, had been) chosen
+    calibrated: bool  # eps_init was calibrated by this search (False: it was given)
+    include_misclassified: bool  # AttackConfig.include_misclassified: do already-misclassified samples join D_A
     passes: int  # forward+backward passes over single samples, calibration included
 
-    def usable(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The examples that make D_A: only points the model really misclassifies."""
-        return self.x[self.flipped], self.y[self.flipped]
+    def in_d_a(self) -> torch.Tensor:
+        """N bool: the samples whose x_adv joins D_A."""
+        if self.include_misclassified:
+            return self.flipped
+        return self.flipped & ~self.misclassified
 
-    def summary(self) -> dict[str, float | int]:
-        eps = self.eps[self.flipped].cpu().numpy()
-        norms = self.delta_norm[self.flipped].cpu().numpy()
+    def usable(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The examples that make D_A: only points the model really misclassifies (the clean image itself
+        where it already was, unless include_misclassified is off)."""
+        keep = self.in_d_a()
+        return self.x[keep], self.y[keep]
+
+    def summary(self) -> dict[str, float | int | str | bool | None]:
+        """What a benchmark compares eps rules by, as plain JSON values (None where no sample qualifies)."""
+        # Radii and distances are taken over the samples the search attacked and flipped: the already
+        # misclassified ones sit at 0 under every rule and would only blur the comparison.
+        found = (self.flipped & ~self.misclassified).cpu()
+        eps = self.eps.cpu()[found].double().numpy()
+        norms = self.delta_norm.cpu()[found].double().numpy()
+        searched = int((~self.misclassified).sum())
+        at_first = int((found & torch.isclose(self.eps.cpu(), torch.tensor(self.eps_init))).sum())
+        quantiles = [float(v) for v in np.quantile(eps, [0.05, 0.25, 0.5, 0.75, 0.95])] if len(eps) else [None] * 5
+        q05, q25, q50, q75, q95 = quantiles
         return {
             "samples": len(self.y),
+            "usable": int(self.in_d_a().sum()),  # |D_A|
             "never_flipped": int((~self.flipped).sum()),
+            "misclassified": int(self.misclassified.sum()),
+            "misclassified_excluded": 0 if self.include_misclassified else int(self.misclassified.sum()),
             "eps_init": self.eps_init,
-            "eps_median": float(np.median(eps)) if len(eps) else float("nan"),
-            "delta_norm_mean": float(norms.mean()) if len(norms) else float("nan"),
+            "eps_rule": self.eps_rule,
+            "eps_calibrated": self.calibrated,
+            "eps_q05": q05, "eps_q25": q25, "eps_median": q50, "eps_q75": q75, "eps_q95": q95,
+            "delta_norm_mean": float(norms.mean()) if len(norms) else None,
+            "delta_norm_median": float(np.median(norms)) if len(norms) else None,
+            # 1.0: every attacked sample flipped within eps_init, so the doubling never acted
+            "first_radius_share": at_first / searched if searched else None,
             "passes": self.passes,
         }
 
@@ -60,8 +88,9 @@ def closest_adversarial(
     model.eval()  # BatchNorm statistics must not move, and the attack sees the deployed model
     try:
         passes = 0
-        eps_init = cfg.eps_init
-        if eps_init is None:
+        eps_init = cfg.eps_init  # given, or set by the "fixed" rule
+        calibrated = eps_init is None
+        if calibrated:
             eps_init, passes = calibrate_eps(model, x, y, cfg, generator=generator)
         device = next(model.parameters()).device
         out = _Buffers(len(y), x, device)
@@ -75,7 +104,9 @@ def closest_adversarial(
             out.passes = 0
         return AdversarialSet(
             x=out.x_adv, y=out.y_adv, eps=out.eps, delta_norm=(out.x_adv - x.to(device)).flatten(1).norm(dim=1),
-            orig_pred=out.orig_pred, flipped=out.flipped, eps_init=float(eps_init), passes=passes,
+            orig_pred=out.orig_pred, flipped=out.flipped, misclassified=out.orig_pred != y.to(device),
+            eps_init=float(eps_init), eps_rule=cfg.eps_rule, calibrated=calibrated,
+            include_misclassified=cfg.include_misclassified, passes=passes,
         )
     finally:
         model.train(was_training)
@@ -84,11 +115,15 @@ def closest_adversarial(
 def calibrate_eps(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig, *, generator: torch.Generator | None = None
 ) -> tuple[float, int]:
-    """eps_init such that `calibration_quantile` of a sample of D_F flip within it (the paper's 95% rule).
+    """eps_init by `cfg.eps_rule`; returns the radius and the attack passes spent.
 
-    Runs the search from a very small radius on `calibration_samples` samples; returns the radius and
-    the passes spent. Samples the model already misclassifies say nothing about the radius and are left out.
+    "quantile" (the paper's 95% rule) and "median" run the search from a very small radius on
+    `calibration_samples` samples of D_F and take that quantile of the radii they needed; "fixed" returns
+    its radius without a search. Samples the model already misclassifies say nothing about the radius and
+    are left out, whatever include_misclassified says about D_A.
     """
+    if cfg.eps_rule == "fixed":
+        return float(cfg.eps_init), 0
     device = next(model.parameters()).device
     pick = torch.randperm(len(y), generator=generator)[: cfg.calibration_samples]
     xs, ys = x[pick].to(device), y[pick].to(device)
@@ -98,7 +133,9 @@ def calibrate_eps(
     needed = out.eps[out.flipped & (out.eps > 0)].cpu().numpy()
     if len(needed) == 0:
         return cfg.calibration_eps, out.passes
-    return float(np.quantile(needed, cfg.calibration_quantile, method="higher")), out.passes
+    quantile = 0.5 if cfg.eps_rule == "median" else cfg.calibration_quantile
+    # "higher": a radius some sample really needed, one of the search's ladder calibration_eps * 2^k
+    return float(np.quantile(needed, quantile, method="higher")), out.passes
 
 
 class _Buffers:

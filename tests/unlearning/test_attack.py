@@ -1,9 +1,12 @@
+import json
+
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 from unlearning.attack import calibrate_eps, closest_adversarial
-from unlearning.specs import AttackConfig
+from unlearning.specs import AttackConfig, SpecError, UnlearnConfig, from_dict, to_dict
 
 
 def test_every_sample_gets_a_misclassified_point_within_its_reported_radius(tiny_model, digits):
@@ -96,3 +99,113 @@ def test_attack_leaves_the_model_mode_and_weights_unchanged(tiny_model, digits):
     assert tiny_model.training
     tiny_model.eval()
     assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
+
+
+# ---- the rule for the starting radius, already-misclassified samples, the summary ----
+
+def _calibration_radii(model, x, y, cfg, seed):
+    """The radii the calibration search needs on the samples calibrate_eps picks with `seed`."""
+    pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: cfg.calibration_samples]
+    adv = closest_adversarial(model, x[pick], y[pick], AttackConfig(steps=cfg.steps, eps_init=cfg.calibration_eps))
+    return adv.eps[adv.flipped & (adv.eps > 0)].numpy()
+
+
+def test_median_rule_takes_the_median_radius_no_larger_than_the_quantile_rule(tiny_model, digits):
+    x, y = digits.train.x[:100], digits.train.y[:100]
+    base = dict(steps=10, calibration_samples=20, calibration_eps=0.05)
+    quantile, _ = calibrate_eps(tiny_model, x, y, AttackConfig(**base, eps_rule="quantile"),
+                                generator=torch.Generator().manual_seed(0))
+    median, passes = calibrate_eps(tiny_model, x, y, AttackConfig(**base, eps_rule="median"),
+                                   generator=torch.Generator().manual_seed(0))
+    needed = _calibration_radii(tiny_model, x, y, AttackConfig(**base), seed=0)
+    assert passes > 0
+    assert median == pytest.approx(float(np.quantile(needed, 0.5, method="higher")))
+    assert quantile == pytest.approx(float(np.quantile(needed, 0.95, method="higher")))
+    assert median <= quantile
+
+
+def test_with_the_median_rule_the_doubling_acts(tiny_model, digits):
+    x, y = digits.train.x[:40], digits.train.y[:40]
+    cfg = AttackConfig(steps=10, calibration_samples=20, calibration_eps=0.05, eps_rule="median")
+    adv = closest_adversarial(tiny_model, x, y, cfg, generator=torch.Generator().manual_seed(0))
+    summary = adv.summary()
+    assert summary["eps_calibrated"] and summary["eps_rule"] == "median"
+    doubled = adv.flipped & (adv.eps > adv.eps_init * 1.5)
+    assert doubled.any()  # some samples needed a larger radius than the first one
+    assert summary["first_radius_share"] < 1.0
+    found = adv.flipped & ~adv.misclassified
+    assert summary["first_radius_share"] == pytest.approx(
+        float((found & torch.isclose(adv.eps, torch.tensor(adv.eps_init))).sum()) / float((~adv.misclassified).sum()))
+    assert summary["delta_norm_mean"] == pytest.approx(float(adv.delta_norm[found].mean()), rel=1e-5)
+    assert summary["eps_median"] == pytest.approx(float(np.median(adv.eps[found].numpy())), rel=1e-5)
+    assert summary["eps_q05"] <= summary["eps_q25"] <= summary["eps_median"] <= summary["eps_q75"] <= summary["eps_q95"]
+
+
+def test_fixed_rule_starts_at_the_authors_radius_without_calibrating(tiny_model, digits, monkeypatch):
+    import unlearning.attack as attack
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("the fixed rule must not calibrate")
+
+    monkeypatch.setattr(attack, "calibrate_eps", no_calibration)
+    x, y = digits.train.x[:4], digits.train.y[:4]
+    cfg = AttackConfig(steps=3, eps_rule="fixed")
+    assert cfg.eps_init == 0.04
+    adv = closest_adversarial(tiny_model, x, y, cfg)
+    plain = closest_adversarial(tiny_model, x, y, AttackConfig(steps=3, eps_init=0.04))
+    assert adv.eps_init == pytest.approx(0.04) and not adv.summary()["eps_calibrated"]
+    assert adv.passes == plain.passes  # the search only, no calibration passes
+    given = closest_adversarial(tiny_model, x, y, AttackConfig(steps=3, eps_rule="fixed", eps_init=0.1))
+    assert given.eps_init == pytest.approx(0.1)
+    monkeypatch.undo()
+    assert calibrate_eps(tiny_model, x, y, cfg) == (0.04, 0)  # callers that always calibrate get it too
+
+
+def _one_clean_one_misclassified():
+    """Two samples for _Line: the first needs the attack, the second already lies past the hyperplane."""
+    model, x0, _ = _pgd_line(d=0.5)
+    far = torch.full_like(x0, 0.3 + 0.6 / 4)  # 0.6 past the start along u (u = ones / 4)
+    return model, torch.cat([x0, far]), torch.zeros(2, dtype=torch.long)
+
+
+def test_already_misclassified_samples_join_d_a_by_default():
+    model, x, y = _one_clean_one_misclassified()
+    adv = closest_adversarial(model, x, y, AttackConfig(eps_init=0.05, steps=5))
+    x_a, y_a = adv.usable()
+    assert adv.misclassified.tolist() == [False, True]
+    assert len(y_a) == 2 and torch.equal(x_a[1], x[1]) and y_a[1].item() == 1
+    assert adv.summary()["misclassified"] == 1 and adv.summary()["misclassified_excluded"] == 0
+
+
+def test_excluding_misclassified_samples_keeps_them_out_of_d_a():
+    model, x, y = _one_clean_one_misclassified()
+    adv = closest_adversarial(model, x, y, AttackConfig(eps_init=0.05, steps=5, include_misclassified=False))
+    x_a, y_a = adv.usable()
+    assert len(y_a) == 1 and not torch.equal(x_a[0], x[0]) and y_a[0].item() == 1  # only the attacked one
+    summary = adv.summary()
+    assert summary["misclassified_excluded"] == 1 and summary["usable"] == 1
+    json.dumps(summary, allow_nan=False)
+
+
+def test_summary_is_strict_json_when_nothing_flipped():
+    model, x0, y = _pgd_line(d=100.0)
+    summary = closest_adversarial(model, x0, y, AttackConfig(eps_init=0.01, steps=2, max_doublings=1)).summary()
+    assert summary["eps_median"] is None and summary["first_radius_share"] == 0.0
+    json.dumps(summary, allow_nan=False)
+
+
+def test_attack_configs_stored_before_the_eps_rule_still_load():
+    old = {"steps": 10, "eps_init": 0.2, "max_doublings": 10, "calibration_samples": 100,
+           "calibration_eps": 0.01, "calibration_quantile": 0.95, "batch_size": 1024}
+    cfg = from_dict(AttackConfig, old)
+    assert cfg.eps_init == 0.2 and cfg.eps_rule == "quantile" and cfg.include_misclassified
+    assert from_dict(AttackConfig, {**old, "eps_init": None}).eps_init is None
+    unlearn = from_dict(UnlearnConfig, {"method": "amun", "attack": {"eps_init": 0.2, "steps": 10}})
+    assert unlearn.attack == AttackConfig(eps_init=0.2, steps=10)
+    fixed = AttackConfig(eps_rule="fixed")
+    assert from_dict(AttackConfig, to_dict(fixed)) == fixed
+
+
+def test_unknown_eps_rule_is_rejected_with_the_choices():
+    with pytest.raises(SpecError, match="eps_rule 'mean' is not one of"):
+        AttackConfig(eps_rule="mean")
