@@ -8,6 +8,7 @@ held-out set for the stopping rule; it returns an `UnlearnResult`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,8 +32,15 @@ class UnlearnResult:
     samples_seen: int = 0  # fine-tuning forward+backward passes over single samples
     attack_passes: int = 0  # forward+backward passes over single samples spent building D_A
     epochs_run: int = 0
-    stopped_early: bool = False
-    stop_trace: list[float] = field(default_factory=list)  # loss-threshold AUC after each epoch (stopping rule)
+    stopped_early: bool = False  # the stopping rule ended the run (its AUC criterion, or the guard)
+    stop_trace: list[float] = field(default_factory=list)  # loss-threshold AUC at each check of the stopping rule
+    # the stopping rule's checks in order: epoch (0-based), fraction of it done, auc, held-out acc, passes
+    stop_checks: list[dict[str, Any]] = field(default_factory=list)
+    guard_tripped: bool = False  # held-out accuracy fell below the guard's margin: the run stopped there
+    parent_holdout_acc: float | None = None  # the guard's reference: held-out accuracy before fine-tuning
+    # index into stop_checks of the point the returned weights are from; -1 = the parent's (no check
+    # passed the guard); None without a stopping rule
+    stop_point: int | None = None
     adversarial: dict[str, Any] | None = None  # summary of D_A (AMUN)
 
 
@@ -83,7 +91,7 @@ def finetune(
     if cfg.stop is not None:
         if holdout is None:
             raise ValueError("the stopping rule (cfg.stop) needs a held-out set of unseen samples")
-        rule = StoppingRule(cfg.stop, forget, holdout)
+        rule = StoppingRule(cfg.stop, forget, holdout, parent=model)  # the model before fine-tuning
     start = time.perf_counter()
     stats = fit(
         model,
@@ -98,7 +106,8 @@ def finetune(
         masks=masks,
         l1_alpha=l1_alpha,
         on_epoch_start=on_epoch_start,
-        on_check=(lambda epoch, _frac, m: rule(epoch, m)) if rule is not None else None,
+        on_check=rule,
+        checks_per_epoch=cfg.stop.checks_per_epoch if cfg.stop is not None else 1,
         progress=progress,
     )
     if rule is not None:
@@ -113,7 +122,11 @@ def result_from(model, stats: FitStats, rule: StoppingRule | None, seconds: dict
         samples_seen=stats.samples_seen,
         epochs_run=stats.epochs_run,
         stopped_early=rule is not None and rule.stopped,
-        stop_trace=list(rule.trace) if rule is not None else [],
+        stop_trace=rule.trace if rule is not None else [],
+        stop_checks=[dataclasses.asdict(c) for c in rule.checks] if rule is not None else [],
+        guard_tripped=rule is not None and rule.guard_tripped,
+        parent_holdout_acc=rule.parent_acc if rule is not None else None,
+        stop_point=rule.returned_point() if rule is not None else None,
         **extra,
     )
 
