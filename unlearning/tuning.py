@@ -1,6 +1,7 @@
-"""The paper's tuning procedure: choose each method's learning rate on a separate forget subset, against a
-model retrained without that subset, by the smallest average gap. Run once per model; the chosen values
-are stored with the grid and the scores that chose them, so a hyper-parameter is data with a provenance.
+"""The paper's tuning procedure: choose each method's learning rate (tune_lr), or its rate and StepLR step
+together (tune_schedule), on a separate forget subset, against a model retrained without that subset, by
+the smallest average gap. Run once per model; the chosen values are stored with the grid and the scores
+that chose them, so a hyper-parameter is data with a provenance.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import torch.nn as nn
 
 from unlearning.audit.evaluate import evaluate, gaps
+from unlearning.audit.metrics import accuracy, predict_logits
 from unlearning.imageset import ImageSet
 from unlearning.loop import TrainingDiverged
 from unlearning.methods import run_unlearning
@@ -66,3 +68,142 @@ def tune_lr(
     best = int(np.argmin(scores))
     return LrChoice(base.method, base.retain_access, base.retain_multiple is not None, list(grid), scores,
                     grid[best], len(forget))
+
+
+@dataclass
+class ScheduleSetting:
+    """One (lr, step_size) of the grid, run once per seed."""
+
+    lr: float
+    step_size: int
+    seeds: list[int]  # the runs done, in order; a diverged run ends the setting's runs
+    avg_gap_mis: list[float]  # per finished run
+    test_acc: list[float]  # per finished run, percent, on the tuning test set (the validation half)
+    mean_gap_mis: float | None  # None when a run diverged
+    mean_test_acc: float | None
+    diverged: bool
+    near_divergence: bool = False  # the next-larger rate with the same step diverged
+    feasible: bool = False
+    reason: str | None = None  # why it is infeasible; None when feasible
+
+
+@dataclass
+class ScheduleChoice:
+    """The chosen (lr, step_size) with the whole grid and what it was measured on (dataclasses.asdict -> JSON)."""
+
+    method: str
+    retain_access: bool
+    subsampled: bool
+    stopping: bool  # the runs used the stopping rule (base.stop)
+    lrs: list[float]
+    step_sizes: list[int]
+    runs: int  # runs per setting, seeds base_seed + k
+    base_seed: int
+    original_test_acc: float  # the utility constraint's reference, percent
+    max_acc_drop: float  # a setting may lose at most this many points of mean test accuracy against it
+    tuning_forget_size: int
+    grid: list[ScheduleSetting]  # every setting, in the order tried (step sizes outer, rates inner)
+    lr: float  # the choice
+    step_size: int
+    # False when no setting met the constraints: the choice is then the non-diverged setting with the
+    # smallest accuracy drop, and a report must say that the utility constraint could not be met
+    constraint_met: bool
+
+
+def tune_schedule(
+    model: nn.Module,
+    base: UnlearnConfig,
+    lrs: list[float],
+    step_sizes: list[int],
+    *,
+    forget: ImageSet,
+    retain: ImageSet,
+    retain_eval: ImageSet,
+    test: ImageSet,
+    reference: dict[str, float],
+    original_test_acc: float | None = None,
+    runs: int = 2,
+    max_acc_drop: float = 1.0,
+    holdout: ImageSet | None = None,
+    progress: Progress | None = None,
+) -> ScheduleChoice:
+    """Try every (lr, step_size) for `base`'s method and setting, `runs` times each (seeds base.seed + k);
+    keep the feasible one with the smallest mean average gap to `reference`.
+
+    The schedule matters as much as the rate (AMUN.md section 9), and one run's gap is noise at tuning
+    size, so settings are scored on the mean of their runs. A setting is infeasible when
+    - a run diverged, or the setting with the next-larger rate (same step) diverged: a rate that close to
+      divergence may diverge on the real forget set or another seed;
+    - its mean accuracy on `test` (the validation half) is more than `max_acc_drop` points below
+      `original_test_acc` (measured from `model` on `test` when not given): a gap can look good on a
+      damaged model.
+    When no setting is feasible the least damaging non-diverged one is chosen and `constraint_met` is
+    False (the benchmark must still run, and the report says so); when every setting diverged it raises.
+    """
+    if not lrs or not step_sizes:
+        raise ValueError(f"the schedule grid is empty: lrs {list(lrs)}, step_sizes {list(step_sizes)}")
+    if len(set(lrs)) != len(lrs) or len(set(step_sizes)) != len(step_sizes):
+        raise ValueError(f"the schedule grid repeats a value: lrs {list(lrs)}, step_sizes {list(step_sizes)}")
+    if min(step_sizes) < 1:
+        raise ValueError(f"step sizes must be at least 1 epoch, got {list(step_sizes)}")
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    if original_test_acc is None:
+        original_test_acc = accuracy(predict_logits(model, test.x), test.y)
+    grid = []
+    for step in step_sizes:
+        for lr in lrs:
+            grid.append(_run_setting(model, dataclasses.replace(base, lr=lr, step_size=step), runs, forget=forget,
+                                     retain=retain, retain_eval=retain_eval, test=test, reference=reference,
+                                     holdout=holdout, progress=progress))
+    if all(s.diverged for s in grid):
+        raise TrainingDiverged(f"{base.method}: training diverged at every setting of lrs {list(lrs)} "
+                               f"x step sizes {list(step_sizes)}")
+    _mark_feasible(grid, original_test_acc, max_acc_drop)
+    feasible = [s for s in grid if s.feasible]
+    if feasible:
+        best = min(feasible, key=lambda s: s.mean_gap_mis)
+    else:  # the least damaging setting that ran, away from divergence where one is; ties: the smaller gap
+        ran = [s for s in grid if not s.diverged]
+        pool = [s for s in ran if not s.near_divergence] or ran
+        best = min(pool, key=lambda s: (-s.mean_test_acc, s.mean_gap_mis))
+    return ScheduleChoice(
+        method=base.method, retain_access=base.retain_access, subsampled=base.retain_multiple is not None,
+        stopping=base.stop is not None, lrs=list(lrs), step_sizes=list(step_sizes), runs=runs,
+        base_seed=base.seed, original_test_acc=original_test_acc, max_acc_drop=max_acc_drop,
+        tuning_forget_size=len(forget), grid=grid, lr=best.lr, step_size=best.step_size,
+        constraint_met=bool(feasible),
+    )
+
+
+def _run_setting(model, cfg: UnlearnConfig, runs: int, *, forget, retain, retain_eval, test, reference,
+                 holdout, progress) -> ScheduleSetting:
+    seeds, scores, accs = [], [], []
+    for k in range(runs):
+        run_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+        seeds.append(run_cfg.seed)
+        try:
+            result = run_unlearning(model, forget, retain if cfg.retain_access else None, run_cfg,
+                                    holdout=holdout, progress=progress)
+            metrics, _ = evaluate(result.model, forget, retain_eval, test)
+        except TrainingDiverged:
+            return ScheduleSetting(cfg.lr, cfg.step_size, seeds, scores, accs, None, None, diverged=True)
+        scores.append(gaps(metrics, reference)["avg_gap_mis"])
+        accs.append(metrics["test_acc"])
+    return ScheduleSetting(cfg.lr, cfg.step_size, seeds, scores, accs, float(np.mean(scores)), float(np.mean(accs)),
+                           diverged=False)
+
+
+def _mark_feasible(grid: list[ScheduleSetting], original_test_acc: float, max_acc_drop: float) -> None:
+    diverged = {(s.lr, s.step_size) for s in grid if s.diverged}
+    for s in grid:
+        larger = [t.lr for t in grid if t.step_size == s.step_size and t.lr > s.lr]
+        s.near_divergence = bool(larger) and (min(larger), s.step_size) in diverged
+        if s.diverged:
+            s.reason = "diverged"
+        elif s.near_divergence:
+            s.reason = f"next to divergence: lr {min(larger)} with the same step diverged"
+        elif s.mean_test_acc < original_test_acc - max_acc_drop:
+            s.reason = (f"mean test accuracy {s.mean_test_acc:.2f} is more than {max_acc_drop} points below "
+                        f"the original's {original_test_acc:.2f}")
+        s.feasible = s.reason is None
