@@ -118,3 +118,30 @@ def test_auc_interval_of_a_handful_of_samples_is_valid_not_the_bootstrap_alone()
     assert ci.value == 0.0 and ci.low == 0.0 and ci.high > 60
     assert "Hoeffding" in ci.method
     assert "Hoeffding" in stats.auc(np.arange(4.0), np.arange(200.0)).method
+
+
+def test_paired_mean_difference_is_the_student_t_interval_of_the_per_seed_differences():
+    # differences 2, 3, 1: mean 2, standard deviation (ddof 1) 1, t(0.975, 2 df) = 4.3027 (the table's 4.303)
+    ci = stats.paired_mean_difference(np.array([3.0, 5.0, 4.0]), np.array([1.0, 2.0, 3.0]))
+    half = 4.302652729749462 * 1.0 / np.sqrt(3)
+    assert ci.value == pytest.approx(2.0)
+    assert (ci.low, ci.high) == (pytest.approx(2.0 - half), pytest.approx(2.0 + half))
+    assert ci.low < 0 < ci.high  # three noisy seeds: not a difference
+    assert "Student t with 2 df (ddof 1)" in ci.method
+
+
+def test_paired_mean_difference_excludes_zero_for_a_steady_difference():
+    # differences 2, 2.5, 1.5, 2, 3: mean 2.2, sd sqrt(1.3 / 4), t(0.975, 4 df) = 2.7764
+    ci = stats.paired_mean_difference(np.array([2.0, 2.5, 1.5, 2.0, 3.0]), np.zeros(5))
+    half = 2.7764451051977934 * np.sqrt(1.3 / 4) / np.sqrt(5)
+    assert (ci.value, ci.low, ci.high) == (pytest.approx(2.2), pytest.approx(2.2 - half), pytest.approx(2.2 + half))
+    assert ci.low > 0
+
+
+def test_paired_mean_difference_refuses_one_seed_unpaired_inputs_and_nan():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.paired_mean_difference(np.array([1.0]), np.array([0.0]))
+    with pytest.raises(ValueError, match="must be paired"):
+        stats.paired_mean_difference(np.array([1.0, 2.0]), np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="non-finite"):
+        stats.paired_mean_difference(np.array([1.0, np.nan]), np.array([0.0, 1.0]))
