@@ -171,6 +171,9 @@ class UnlearnConfig:
     method: str = "amun"  # one of METHODS
     retain_access: bool = True  # may the remaining data D_R be used
     retain_multiple: float | None = None  # subsampled mode: each epoch draws this many x |D_F| of D_R; None = all
+    # subsampled mode: at least this many D_R samples an epoch, so a request of a handful of samples still
+    # gets enough remaining batches for the model to settle (4 x 5 samples would be a single batch)
+    retain_min: int | None = None
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.01
@@ -200,6 +203,9 @@ class UnlearnConfig:
             self.retain_multiple is None or self.retain_access,
             "retain_multiple (subsampled mode) needs retain_access=True",
         )
+        _check(self.retain_min is None or self.retain_min >= 1, f"retain_min must be positive, got {self.retain_min}")
+        _check(self.retain_min is None or self.retain_multiple is not None,
+               "retain_min is the floor of the subsampled mode: it needs retain_multiple")
         if self.method in ("retrain", "ft", "l1_sparse"):
             _check(self.retain_access, f"method {self.method!r} needs the remaining data (retain_access=True)")
         if self.method == "retrain":

@@ -67,10 +67,11 @@ def check_retain(cfg: UnlearnConfig, retain: ImageSet | None) -> ImageSet | None
 
 
 def retain_part(retain: ImageSet, n_forget: int, cfg: UnlearnConfig) -> Part:
-    """D_R with true labels; in the subsampled mode a fresh draw of retain_multiple x |D_F| per epoch."""
+    """D_R with true labels; in the subsampled mode a fresh draw of retain_multiple x |D_F| per epoch (at
+    least retain_min)."""
     per_epoch = None
     if cfg.retain_multiple is not None:
-        per_epoch = min(len(retain), max(1, round(cfg.retain_multiple * n_forget)))
+        per_epoch = min(len(retain), max(1, round(cfg.retain_multiple * n_forget), cfg.retain_min or 0))
     return Part(retain.x, retain.y, augment=True, per_epoch=per_epoch)
 
 

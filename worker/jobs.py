@@ -459,6 +459,11 @@ def _run_unlearn(
         "seconds": {**result.seconds, "total": compute_seconds},
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
+        # the utility guard: whether it stopped the job, every check it made and the point it returned
+        "guard_tripped": result.guard_tripped,
+        "stop_checks": result.stop_checks,
+        "stop_point": result.stop_point,
+        "parent_holdout_acc": result.parent_holdout_acc,
         "retain_size": len(rest) if cfg.retain_access else 0,
     }
     with factory() as session, session.begin():

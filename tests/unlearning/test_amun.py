@@ -69,8 +69,22 @@ def test_stopping_rule_stops_early_and_records_its_trace(tiny_model, digits):
 
     forget, retain = _split(digits)
     cfg = UnlearnConfig(method="amun", retain_access=True, epochs=6, lr=0.05, batch_size=64, augment=AUG,
-                        attack=AttackConfig(eps_init=0.2, steps=10), stop=StopConfig(tolerance=0.45))
+                        attack=AttackConfig(eps_init=0.2, steps=10), stop=StopConfig(tolerance=0.45, min_epochs=1, checks_per_epoch=1, max_acc_drop=None))
     result = run_unlearning(tiny_model, forget, retain, cfg, holdout=digits.test)
     assert result.stopped_early and result.epochs_run == 1 and len(result.stop_trace) == 1
+    assert not result.guard_tripped
     with pytest.raises(ValueError, match="held-out"):
         run_unlearning(tiny_model, forget, retain, cfg)
+
+
+def test_subsampled_mode_draws_at_least_retain_min_remaining_samples_for_a_small_request(tiny_model, digits):
+    forget, retain = _split(digits, n_forget=5)
+    cfg = UnlearnConfig(method="amun", retain_access=True, retain_multiple=2.0, retain_min=64, epochs=1,
+                        batch_size=32, augment=AUG, attack=AttackConfig(eps_init=0.2, steps=10))
+    result = run_unlearning(tiny_model, forget, retain, cfg)
+    assert result.samples_seen == 5 + result.adversarial["usable"] + 64  # not 2 x 5 = 10
+
+
+def test_retain_min_needs_the_subsampled_mode():
+    with pytest.raises(ValueError, match="retain_min is the floor of the subsampled mode"):
+        UnlearnConfig(retain_min=64)
