@@ -7,6 +7,7 @@ that chose them, so a hyper-parameter is data with a provenance.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,9 @@ def tune_lr(
                     grid[best], len(forget))
 
 
+Scorer = Callable[[UnlearnConfig], tuple[float, float]]  # one run of a setting -> (avg_gap_mis, test_acc)
+
+
 @dataclass
 class ScheduleSetting:
     """One (lr, step_size) of the grid, run once per seed."""
@@ -126,9 +130,13 @@ def tune_schedule(
     max_acc_drop: float = 1.0,
     holdout: ImageSet | None = None,
     progress: Progress | None = None,
+    score: Scorer | None = None,
 ) -> ScheduleChoice:
     """Try every (lr, step_size) for `base`'s method and setting, `runs` times each (seeds base.seed + k);
     keep the feasible one with the smallest mean average gap to `reference`.
+
+    `score` replaces the one-request run (unlearn `forget`, measure its gap to `reference`): the stream
+    benchmark scores a setting on a whole stream of small requests instead.
 
     The schedule matters as much as the rate (AMUN.md section 9), and one run's gap is noise at tuning
     size, so settings are scored on the mean of their runs. A setting is infeasible when
@@ -155,7 +163,7 @@ def tune_schedule(
         for lr in lrs:
             grid.append(_run_setting(model, dataclasses.replace(base, lr=lr, step_size=step), runs, forget=forget,
                                      retain=retain, retain_eval=retain_eval, test=test, reference=reference,
-                                     holdout=holdout, progress=progress))
+                                     holdout=holdout, progress=progress, score=score))
     if all(s.diverged for s in grid):
         raise TrainingDiverged(f"{base.method}: training diverged at every setting of lrs {list(lrs)} "
                                f"x step sizes {list(step_sizes)}")
@@ -177,19 +185,23 @@ def tune_schedule(
 
 
 def _run_setting(model, cfg: UnlearnConfig, runs: int, *, forget, retain, retain_eval, test, reference,
-                 holdout, progress) -> ScheduleSetting:
+                 holdout, progress, score: Scorer | None = None) -> ScheduleSetting:
+    def one_request(run_cfg: UnlearnConfig) -> tuple[float, float]:
+        result = run_unlearning(model, forget, retain if run_cfg.retain_access else None, run_cfg,
+                                holdout=holdout, progress=progress)
+        metrics, _ = evaluate(result.model, forget, retain_eval, test)
+        return gaps(metrics, reference)["avg_gap_mis"], metrics["test_acc"]
+
     seeds, scores, accs = [], [], []
     for k in range(runs):
         run_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
         seeds.append(run_cfg.seed)
         try:
-            result = run_unlearning(model, forget, retain if cfg.retain_access else None, run_cfg,
-                                    holdout=holdout, progress=progress)
-            metrics, _ = evaluate(result.model, forget, retain_eval, test)
+            gap, acc = (score or one_request)(run_cfg)
         except TrainingDiverged:
             return ScheduleSetting(cfg.lr, cfg.step_size, seeds, scores, accs, None, None, diverged=True)
-        scores.append(gaps(metrics, reference)["avg_gap_mis"])
-        accs.append(metrics["test_acc"])
+        scores.append(gap)
+        accs.append(acc)
     return ScheduleSetting(cfg.lr, cfg.step_size, seeds, scores, accs, float(np.mean(scores)), float(np.mean(accs)),
                            diverged=False)
 
