@@ -132,3 +132,21 @@ def test_the_original_accuracy_is_measured_when_not_given(monkeypatch):
 def test_a_bad_grid_is_refused(monkeypatch, lrs, steps, runs, message):
     with pytest.raises(ValueError, match=message):
         _tune(monkeypatch, {}, lrs, steps, runs=runs)
+
+
+def test_a_scorer_replaces_the_one_request_run(monkeypatch):
+    def no_single_request(*args, **kwargs):
+        raise AssertionError("the one-request run must not be used when a scorer is given")
+
+    monkeypatch.setattr(tuning, "run_unlearning", no_single_request)
+    scored = []
+
+    def stream_score(cfg):
+        scored.append((cfg.lr, cfg.seed))
+        return (1.0 if cfg.lr == 0.01 else 3.0), ORIGINAL_ACC
+
+    choice = tuning.tune_schedule(nn.Flatten(), BASE, [0.1, 0.01], [1], forget=_images(7), retain=_images(3),
+                                  retain_eval=_images(3), test=_images(3), reference={},
+                                  original_test_acc=ORIGINAL_ACC, score=stream_score)
+    assert scored == [(0.1, 10), (0.1, 11), (0.01, 10), (0.01, 11)]
+    assert (choice.lr, choice.step_size) == (0.01, 1)
