@@ -150,3 +150,99 @@ def test_a_scorer_replaces_the_one_request_run(monkeypatch):
                                   original_test_acc=ORIGINAL_ACC, score=stream_score)
     assert scored == [(0.1, 10), (0.1, 11), (0.01, 10), (0.01, 11)]
     assert (choice.lr, choice.step_size) == (0.01, 1)
+
+
+# ---- the guarded reference-free rule ----
+
+def _tune_free(monkeypatch, table, lrs, step_sizes, **kwargs):
+    """tune_reference_free where a run's (loss AUC gap, held-out acc) is table[(lr, step_size, seed)] or
+    table[(lr, step_size)]; the parent's held-out accuracy is 50 (zero logits predict class 0, the label of
+    half the held-out samples)."""
+    calls = []
+
+    def fake_run(model, forget, retain, cfg, *, holdout=None, progress=None):
+        calls.append((cfg.lr, cfg.step_size, cfg.seed))
+        if progress is not None:
+            progress("attack", 1, 1)
+            progress("fine-tune", 5, 10)
+        outcome = table.get((cfg.lr, cfg.step_size, cfg.seed), table.get((cfg.lr, cfg.step_size)))
+        if outcome == DIVERGES:
+            raise TrainingDiverged("the loss became nan")
+        return SimpleNamespace(model=outcome)
+
+    monkeypatch.setattr(tuning, "run_unlearning", fake_run)
+    monkeypatch.setattr(tuning, "loss_auc_gap", lambda outcome, forget, holdout: outcome)
+    holdout = ImageSet(torch.zeros(4, 1, 8, 8), torch.tensor([0, 0, 1, 1]), np.array(["h0", "h1", "h2", "h3"]))
+    choice = tuning.tune_reference_free(nn.Flatten(), BASE, lrs, step_sizes, forget=_images(7), retain=None,
+                                        holdout=holdout, **kwargs)
+    return choice, calls
+
+
+def test_the_reference_free_rule_keeps_the_smallest_auc_gap_whose_held_out_accuracy_the_guard_allows(monkeypatch):
+    table = {
+        (0.1, 1): (1.0, 48.0),  # the smallest gap, but 2 points of held-out accuracy lost against the parent's 50
+        (0.05, 1, 10): (2.0, 49.5), (0.05, 1, 11): (4.0, 49.5),  # mean 3.0, within the guard
+        (0.01, 1): (8.0, 50.0),
+    }
+    choice, calls = _tune_free(monkeypatch, table, [0.1, 0.05, 0.01], [1], max_acc_drop=1.0)
+    assert (choice.lr, choice.step_size) == (0.05, 1) and choice.constraint_met
+    assert choice.original_test_acc == 50.0  # the parent's held-out accuracy is the guard's reference
+    assert _setting(choice, 0.05, 1).mean_gap_mis == pytest.approx(3.0)
+    assert not _setting(choice, 0.1, 1).feasible and "48.00" in _setting(choice, 0.1, 1).reason
+    assert sorted(calls) == sorted((lr, 1, seed) for lr in (0.1, 0.05, 0.01) for seed in (10, 11))
+
+
+def test_the_reference_free_rule_rejects_a_rate_next_to_a_diverged_one(monkeypatch):
+    table = {(0.1, 1): DIVERGES, (0.05, 1): (0.5, 50.0), (0.01, 1): (3.0, 50.0)}
+    choice, calls = _tune_free(monkeypatch, table, [0.1, 0.05, 0.01], [1])
+    assert choice.lr == 0.01
+    assert _setting(choice, 0.1, 1).diverged and _setting(choice, 0.05, 1).near_divergence
+    assert calls.count((0.1, 1, 10)) == 1 and (0.1, 1, 11) not in calls  # a diverged run ends its setting
+
+
+def test_on_a_tie_the_reference_free_rule_takes_the_smaller_rate_then_the_smaller_step(monkeypatch):
+    table = {(lr, step): (2.0, 50.0) for lr in (0.1, 0.01) for step in (1, 5)}
+    choice, _ = _tune_free(monkeypatch, table, [0.1, 0.01], [5, 1])
+    assert (choice.lr, choice.step_size) == (0.01, 1)
+
+
+def test_without_a_feasible_setting_the_reference_free_rule_flags_the_least_damaging(monkeypatch):
+    table = {(0.1, 1): (0.5, 40.0), (0.01, 1): (2.0, 47.0)}
+    choice, _ = _tune_free(monkeypatch, table, [0.1, 0.01], [1])
+    assert not choice.constraint_met and choice.lr == 0.01
+
+
+def test_the_reference_free_rule_reports_one_tune_phase_that_only_moves_forward(monkeypatch):
+    seen = []
+    table = {(0.1, 1): (1.0, 50.0), (0.01, 1): (2.0, 50.0)}
+    _tune_free(monkeypatch, table, [0.1, 0.01], [1], runs=2, progress=lambda *a: seen.append(a))
+    assert {phase for phase, _, _ in seen} == {"tune"}
+    fractions = [done / total for _, done, total in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(seen) == 4 * 3  # 3 reports a run
+
+
+def test_the_loss_auc_gap_is_zero_for_a_model_that_treats_forget_and_held_out_alike():
+    forget, holdout = _images(5), _images(6)
+    gap, acc = tuning.loss_auc_gap(nn.Flatten(), forget, holdout)  # equal logits: equal losses, AUC 50
+    assert gap == pytest.approx(0.0) and acc == 100.0
+
+
+def test_the_loss_auc_gap_of_a_model_with_non_finite_outputs_is_a_divergence():
+    class Nan(nn.Module):
+        def forward(self, x):
+            return torch.full((len(x), 3), float("nan"))
+
+    with pytest.raises(TrainingDiverged):
+        tuning.loss_auc_gap(Nan(), _images(3), _images(3))
+
+
+def test_the_reference_free_rule_runs_on_a_tiny_model(tiny_model, digits):
+    forget = digits.train.subset(np.arange(20))
+    holdout = digits.test.subset(np.arange(100))
+    base = UnlearnConfig(method="ft", epochs=1, batch_size=64, seed=3,
+                         augment=dataclasses.replace(BASE.augment, crop_padding=0, hflip=False))
+    choice = tuning.tune_reference_free(tiny_model, base, [0.01, 0.001], [1], forget=forget,
+                                        retain=digits.train.subset(np.arange(20, 120)), holdout=holdout, runs=1)
+    assert choice.lr in (0.01, 0.001) and len(choice.grid) == 2
+    assert all(0.0 <= s.mean_gap_mis <= 50.0 and 0.0 <= s.mean_test_acc <= 100.0 for s in choice.grid)
+    json.dumps(dataclasses.asdict(choice), allow_nan=False)
