@@ -246,3 +246,20 @@ def test_the_reference_free_rule_runs_on_a_tiny_model(tiny_model, digits):
     assert choice.lr in (0.01, 0.001) and len(choice.grid) == 2
     assert all(0.0 <= s.mean_gap_mis <= 50.0 and 0.0 <= s.mean_test_acc <= 100.0 for s in choice.grid)
     json.dumps(dataclasses.asdict(choice), allow_nan=False)
+
+
+def test_tuning_against_a_retrained_reference_scores_the_gap_and_reports_one_tune_phase(monkeypatch):
+    seen = []
+
+    def fake_run(model, forget, retain, cfg, *, holdout=None, progress=None):
+        progress("fine-tune", 1, 1)
+        return SimpleNamespace(model={0.1: (3.0, 100.0), 0.01: (1.0, 100.0)}[cfg.lr])
+
+    monkeypatch.setattr(tuning, "run_unlearning", fake_run)
+    monkeypatch.setattr(tuning, "evaluate", lambda outcome, *_: ({"gap": outcome[0], "test_acc": outcome[1]}, None))
+    monkeypatch.setattr(tuning, "gaps", lambda metrics, reference: {"avg_gap_mis": metrics["gap"]})
+    choice = tuning.tune_against_retrain(nn.Flatten(), BASE, [0.1, 0.01], [1], forget=_images(7), retain=None,
+                                         retain_eval=_images(3), holdout=_images(3), reference={"mis": 1.0},
+                                         progress=lambda *a: seen.append(a))
+    assert choice.lr == 0.01 and choice.constraint_met and _setting(choice, 0.1, 1).avg_gap_mis == [3.0, 3.0]
+    assert {phase for phase, _, _ in seen} == {"tune"} and seen[-1][1] == seen[-1][2]
