@@ -1,8 +1,15 @@
-"""Command line of the benchmark: run a profile and write bench/results/<profile>.{json,md,png}."""
+"""Command line of the benchmark: run a profile (or one section of it) and write
+bench/results/<profile>.{json,md,png}.
+
+Each section's raw results go to <profile>.<section>.json; the profile's result files are then rebuilt
+from every section file present, so sections run by separate commands merge into one result. Trained
+models are cached (bench/cache), so the sections share the original, its references and T's retrain.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -14,7 +21,7 @@ import torch
 
 from unlearning.bench import report
 from unlearning.bench.profiles import PROFILES, cifar10_profile
-from unlearning.bench.run import Bench
+from unlearning.bench.run import SECTIONS, Bench
 from unlearning.progress import TerminalBar
 
 
@@ -46,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true",
                         help="train every model in this run, so every retrain time is measured now")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    parser.add_argument("--section", choices=("all",) + SECTIONS, default="all",
+                        help="table: 10%% forgetting, tuning and the radius study; stream: the successive small "
+                             "requests; all: both (default)")
     args = parser.parse_args(argv)
 
     profile = PROFILES[args.profile]
@@ -56,54 +66,60 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no CUDA device is available")
+    sections = SECTIONS if args.section == "all" else (args.section,)
 
     def log(msg: str) -> None:
         if not args.quiet:
             print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     command = "python -m unlearning.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
-
-    def result_of(out: dict) -> dict:
-        return {
-            "profile": profile.name,
-            "profile_notes": profile.notes,
-            "machine": machine(device),
-            "command": command,
-            "seeds": list(profile.seeds),
-            "successive_requests": profile.successive_requests,
-            "successive_fraction": profile.successive_fraction,
-            "rows": report.fold(out["rows"]),
-            "successive": report.fold_successive(out["successive"]),
-            "tuning": out["tuning"],
-            "total_seconds": out["total_seconds"],
-            "failures": out["failures"],
-            "runs": out["rows"],
-            "successive_runs": out["successive"],
-        }
-
     partial = args.out / f"{profile.name}.partial.json"
 
     def snapshot(out: dict) -> None:
         """The results so far, so a run stopped early (a time limit, a lost machine) keeps what it measured."""
         args.out.mkdir(parents=True, exist_ok=True)
-        partial.write_text(report.to_json({**result_of(out), "complete": False}))
+        partial.write_text(report.to_json({**_without_panels(out), "command": command, "complete": False}))
 
     if device.type == "cuda":
         # fixed input shapes throughout: let cuDNN pick the fastest convolution algorithms once
         torch.backends.cudnn.benchmark = True
+    # a stream run alone uses the starting-radius rule the table's radius study chose, when it has run
+    table_file = args.out / f"{profile.name}.table.json"
+    attack = None
+    if "table" not in sections and table_file.exists():
+        attack = json.loads(table_file.read_text()).get("attack")
     bench = Bench(profile, device=str(device), cache_dir=None if args.no_cache else args.cache,
                   progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log,
-                  snapshot=snapshot)
+                  snapshot=snapshot, attack=attack)
     try:
-        out = bench.run()
+        out = bench.run(sections)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    result = result_of(out)
-    for path in report.write(result, out["panels"], args.out):
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = {"machine": machine(device), "command": command, "seconds": out["total_seconds"]}
+    for section in sections:
+        raw = {**_without_panels(out), **stamp, "section": section}
+        if section != "table":
+            raw = {k: v for k, v in raw.items() if k not in TABLE_KEYS}
+        if section != "stream":
+            raw = {k: v for k, v in raw.items() if k not in STREAM_KEYS}
+        (args.out / f"{profile.name}.{section}.json").write_text(report.to_json(raw))
+    if "panels" in out:
+        report.save_panels(out["panels"], args.out / f"{profile.name}.panels.npz")
+    result = report.merge(profile, args.out)
+    for path in report.write(result, args.out):
         log(f"wrote {path}")
     partial.unlink(missing_ok=True)
     return 0
+
+
+TABLE_KEYS = ("attack", "tuning", "runs", "retrain_vs_retrain_runs")
+STREAM_KEYS = ("stream_tuning", "stream_runs")
+
+
+def _without_panels(out: dict) -> dict:
+    return {k: v for k, v in out.items() if k != "panels"}
 
 
 if __name__ == "__main__":

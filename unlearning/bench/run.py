@@ -1,11 +1,14 @@
-"""The benchmark: every method with and without the remaining data at 10% random forgetting, and a
-sequence of successive requests, all measured against models retrained from scratch in the same run.
+"""The benchmark: every method with and without the remaining data at 10% random forgetting, and a stream
+of small successive requests, all measured against models retrained from scratch in the same run.
 
-Order of work (AMUN.md sections 6 and 8):
-1. train the original model and the RMIA reference models (complementary halves of the train split);
-2. on a separate tuning forget subset T: calibrate eps_init, retrain without T, pick each method's lr;
-3. per seed: draw D_F from the train split minus T, retrain without it, run every method, audit each;
-4. per seed: successive requests with AMUN-A (full, subsampled and without D_R), retrain without all.
+Order of work (AMUN.md sections 6 and 8), in sections that run on their own and merge into one result:
+1. common: train the original model and the RMIA reference models (complementary halves of the train
+   split); draw a separate tuning forget subset T and retrain without it;
+2. "table": on T, compare the attack's starting-radius rules, then tune every method's schedule (rate
+   and step, mean of runs, under a utility constraint); per seed draw D_F from the train split minus T,
+   retrain without it twice (the second measures how far two exact retrains lie apart), run every method
+   and audit each;
+3. "stream" (unlearning/bench/stream.py): per seed, many small requests one after another in three modes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import torch.nn as nn
 
 from unlearning.attack import calibrate_eps
 from unlearning.audit.evaluate import RmiaAudit, evaluate, gaps
+from unlearning.audit.metrics import accuracy, predict_logits
+from unlearning.bench import stream
 from unlearning.bench.profiles import Profile
 from unlearning.data import Dataset, load_dataset, stratified_subset
 from unlearning.imageset import ImageSet
@@ -33,11 +38,12 @@ from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
 from unlearning.progress import Progress
 from unlearning.specs import UnlearnConfig, to_dict
-from unlearning.successive import remaining, successive_unlearn
+from unlearning.successive import remaining
 from unlearning.train import seeded_generator, train_model
-from unlearning.tuning import tune_lr
+from unlearning.tuning import tune_schedule
 
 ProgressFactory = Callable[[str], Progress | None]
+SECTIONS = ("table", "stream")
 
 
 @dataclass
@@ -49,8 +55,11 @@ class Trained:
 
 class Bench:
     def __init__(self, profile: Profile, *, device: str, cache_dir: Path | None, progress: ProgressFactory,
-                 log: Callable[[str], None], snapshot: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 log: Callable[[str], None], snapshot: Callable[[dict[str, Any]], None] | None = None,
+                 attack: dict[str, Any] | None = None) -> None:
         self.p = profile
+        # the attack settings chosen by an earlier table run's radius study (for a stream run on its own)
+        self.attack_choice = attack
         # called with the results so far after each seed, so a run cut short still leaves its measurements
         self.snapshot = snapshot
         self.device = torch.device(device)
@@ -111,60 +120,171 @@ class Bench:
 
     # ---- the run ----
 
-    def run(self) -> dict[str, Any]:
+    def run(self, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
+        """The sections asked for; each one's results under its own keys (see __main__ for the merge)."""
+        unknown = set(sections) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown benchmark sections {sorted(unknown)}; known: {list(SECTIONS)}")
         started = time.perf_counter()
         self.load()
         train = self.data.train
         original = self.trained("original", train)
+        self.original = original.model
         self.log(f"original trained in {original.seconds:.1f} s")
         self.rmia = self.references()
         rng = np.random.default_rng(2024)
         n_forget = round(self.p.forget_fraction * len(train))
-        tuning_ids = rng.permutation(train.ids)[:n_forget]  # never evaluated on
-        pool = np.setdiff1d(train.ids, tuning_ids)
-        self.tuning = self.tune(original.model, tuning_ids)
-        rows, panels, successive = [], {}, []
+        self.tuning_ids = rng.permutation(train.ids)[:n_forget]  # never evaluated on
+        self.pool = np.setdiff1d(train.ids, self.tuning_ids)
+        self.prepare_tuning()
+        out: dict[str, Any] = {"original_seconds": original.seconds, "failures": self.failures,
+                               "original_train_acc": self.original_train_acc, "sections": list(sections)}
 
-        def results() -> dict[str, Any]:
-            return {"rows": rows, "successive": successive, "panels": panels, "tuning": self.tuning,
-                    "original_seconds": original.seconds, "failures": self.failures,
-                    "total_seconds": time.perf_counter() - started}
-
-        for seed in self.p.seeds:
-            forget_ids = np.random.default_rng(seed).permutation(pool)[:n_forget]
-            rows += self.forget_once(original.model, forget_ids, seed, panels)
+        def snap() -> None:
+            out["total_seconds"] = time.perf_counter() - started
             if self.snapshot:
-                self.snapshot(results())
-        for seed in self.p.seeds:
-            successive += self.successive(original.model, pool, seed)
-            if self.snapshot:
-                self.snapshot(results())
-        return results()
+                self.snapshot(out)
 
-    def tune(self, model: nn.Module, tuning_ids: np.ndarray) -> dict[str, Any]:
-        """eps_init by the 95% rule and every method's lr, on the tuning subset T only."""
+        if "table" in sections:
+            out.update(self.table(snap, out))
+        if "stream" in sections:
+            out.update(stream.section(self, snap, out))
+        out["total_seconds"] = time.perf_counter() - started
+        return out
+
+    def stream_base(self) -> UnlearnConfig:
+        """The config the stream starts from: the table's choice of starting radius when there is one, else
+        the profile's attack with eps_init calibrated once on T by its rule (never per request)."""
+        if hasattr(self, "base"):
+            return self.base
+        attack = self.p.unlearn.attack
+        if self.attack_choice is not None:
+            c = self.attack_choice
+            attack = dataclasses.replace(attack, eps_rule=c["eps_rule"], eps_init=c["eps_init"],
+                                         include_misclassified=c["include_misclassified"])
+        elif attack.eps_init is None:
+            eps_init, _ = calibrate_eps(self.original, self.t_forget.x, self.t_forget.y, attack,
+                                        generator=seeded_generator(0))
+            attack = dataclasses.replace(attack, eps_init=eps_init)
+        return dataclasses.replace(self.p.unlearn, attack=attack)
+
+    def prepare_tuning(self) -> None:
+        """The tuning subset T: its remaining data, a sample of it to measure on, and a model retrained without T."""
         train = self.data.train
-        forget = train.subset(train.positions(tuning_ids))
-        retain = remaining(train, tuning_ids)
-        retain_eval = self.retain_eval(retain, seed=999)
-        eps_init, passes = calibrate_eps(model, forget.x, forget.y, self.p.unlearn.attack,
-                                         generator=seeded_generator(0))
-        self.log(f"calibrated eps_init = {eps_init:.4g} ({passes} attack passes on "
-                 f"{self.p.unlearn.attack.calibration_samples} samples)")
-        self.base = dataclasses.replace(
-            self.p.unlearn, attack=dataclasses.replace(self.p.unlearn.attack, eps_init=eps_init))
-        reference_model = self.trained("retrain (tuning)", retain).model
-        reference, _ = evaluate(reference_model, forget, retain_eval, self.val)
+        self.t_forget = train.subset(train.positions(self.tuning_ids))
+        self.t_retain = remaining(train, self.tuning_ids)
+        self.t_retain_eval = self.retain_eval(self.t_retain, seed=999)
+        self.t_retrain = self.trained("retrain (tuning)", self.t_retain).model
+        self.t_reference, _ = evaluate(self.t_retrain, self.t_forget, self.t_retain_eval, self.val)
+        self.original_val_acc = accuracy(predict_logits(self.original, self.val.x), self.val.y)
+        self.original_train_acc = accuracy(predict_logits(self.original, train.x), train.y)
+        self.log(f"original: {self.original_train_acc:.2f}% train accuracy (eval mode), "
+                 f"{self.original_val_acc:.2f}% validation accuracy")
+
+    # ---- the 10% table ----
+
+    def table(self, snap: Callable[[], None], out: dict[str, Any]) -> dict[str, Any]:
+        self.base = self.p.unlearn
+        out["attack"] = self.radius_study()
+        self.base = dataclasses.replace(self.base, attack=dataclasses.replace(
+            self.base.attack, eps_init=out["attack"]["eps_init"]))
+        self.tuning = out["tuning"] = self.tune()
+        n_forget = round(self.p.forget_fraction * len(self.data.train))
+        out["runs"] = runs = []
+        out["retrain_vs_retrain_runs"] = pairs = []
+        out["panels"] = panels = {}
+        for seed in self.p.seeds:
+            forget_ids = np.random.default_rng(seed).permutation(self.pool)[:n_forget]
+            rows, pair = self.forget_once(self.original, forget_ids, seed, panels)
+            runs += rows
+            pairs.append(pair)
+            snap()
+        return out
+
+    def radius_study(self) -> dict[str, Any]:
+        """The attack's starting radius by measurement: each rule (and D_A with or without the samples the
+        model already misclassifies), with the distance of the examples it finds and the gap it leads to,
+        for AMUN with and without D_R on T. The default rule is the one with the smallest mean gap."""
+        studies = []
+        variants = [(rule, True) for rule in self.p.eps_rules] + [(self.p.eps_rules[0], False)]
+        for rule, include in variants:
+            attack = dataclasses.replace(self.base.attack, eps_rule=rule, eps_init=None,
+                                         include_misclassified=include)
+            eps_init, passes = calibrate_eps(self.original, self.t_forget.x, self.t_forget.y, attack,
+                                             generator=seeded_generator(0))
+            attack = dataclasses.replace(attack, eps_init=eps_init)
+            for access in (True, False):
+                cfg = dataclasses.replace(self.base, method="amun", retain_access=access, attack=attack,
+                                          lr=self.p.radius_lr[0 if access else 1])
+                scores, summaries = [], []
+                for k in range(self.p.tuning_runs):
+                    result = run_unlearning(self.original, self.t_forget, self.t_retain if access else None,
+                                            dataclasses.replace(cfg, seed=k), progress=self.progress(
+                                                f"radius {rule}{'' if include else ' -miscl'} {'DR' if access else 'noDR'}"))
+                    metrics, _ = evaluate(result.model, self.t_forget, self.t_retain_eval, self.val)
+                    scores.append(gaps(metrics, self.t_reference)["avg_gap_mis"])
+                    summaries.append(result.adversarial)
+                studies.append({"eps_rule": rule, "include_misclassified": include, "retain_access": access,
+                                "eps_init": eps_init, "calibration_passes": passes, "lr": cfg.lr,
+                                "avg_gap_mis": scores, "mean_gap_mis": float(np.mean(scores)),
+                                "delta_norm_mean": float(np.mean([a["delta_norm_mean"] or np.nan for a in summaries])),
+                                "first_radius_share": summaries[0]["first_radius_share"],
+                                "eps_median": summaries[0]["eps_median"], "usable": summaries[0]["usable"]})
+                self.log(f"radius {rule} (misclassified {'in' if include else 'out'}, "
+                         f"{'with' if access else 'without'} D_R): eps_init {eps_init:.3g}, "
+                         f"||x_adv - x|| {studies[-1]['delta_norm_mean']:.3f}, gap {studies[-1]['mean_gap_mis']:.2f}")
+        # choose by the mean over both settings, so one rule serves every request
+        by_variant: dict[tuple[str, bool], list[float]] = {}
+        for st in studies:
+            by_variant.setdefault((st["eps_rule"], st["include_misclassified"]), []).append(st["mean_gap_mis"])
+        (rule, include), _ = min(by_variant.items(), key=lambda kv: float(np.mean(kv[1])))
+        chosen = next(st for st in studies if st["eps_rule"] == rule and st["include_misclassified"] == include)
+        self.base = dataclasses.replace(self.base, attack=dataclasses.replace(
+            self.base.attack, eps_rule=rule, include_misclassified=include))
+        self.log(f"radius: chose {rule}, misclassified {'in' if include else 'out of'} D_A")
+        return {"studies": studies, "eps_rule": rule, "include_misclassified": include,
+                "eps_init": chosen["eps_init"],
+                "mean_gap_by_variant": {f"{r}/{'with' if i else 'without'}-misclassified": float(np.mean(v))
+                                        for (r, i), v in by_variant.items()}}
+
+    def tune(self) -> dict[str, Any]:
+        """Every setting's (lr, step) on T against its retrain, mean of runs, under the utility constraint;
+        SalUn's mask ratio is then searched at the chosen schedule."""
         choices = {}
         for key, cfg in self.settings():
+            if cfg.stop is not None:
+                continue  # the "+stop" rows take their setting's tuned schedule
             grid = self.p.lr_grid if cfg.retain_access else self.p.lr_grid_no_retain
-            choice = tune_lr(model, cfg, list(grid), forget=forget, retain=retain, retain_eval=retain_eval,
-                             test=self.val, reference=reference, holdout=self.val,
-                             progress=self.progress(f"tune {key}"))
-            choices[key] = choice
-            self.log(f"tuned {key}: lr {choice.lr} (gaps {[round(g, 2) for g in choice.avg_gap_mis]})")
-        return {"eps_init": eps_init, "calibration_passes": passes, "forget_size": len(forget),
-                "lr": {k: dataclasses.asdict(c) for k, c in choices.items()}}
+            choice = tune_schedule(self.original, cfg, list(grid), list(self.p.step_grid), forget=self.t_forget,
+                                   retain=self.t_retain, retain_eval=self.t_retain_eval, test=self.val,
+                                   reference=self.t_reference, original_test_acc=self.original_val_acc,
+                                   runs=self.p.tuning_runs, max_acc_drop=self.p.max_acc_drop, holdout=self.val,
+                                   progress=self.progress(f"tune {key}"))
+            entry = dataclasses.asdict(choice)
+            entry["salun_ratio"] = cfg.salun_ratio
+            if cfg.method in ("salun", "amun_salun") and len(self.p.salun_ratios) > 1:
+                entry["salun_ratio"], entry["salun_ratio_grid"] = self.tune_ratio(
+                    dataclasses.replace(cfg, lr=choice.lr, step_size=choice.step_size), key)
+            choices[key] = entry
+            self.log(f"tuned {key}: lr {choice.lr}, step {choice.step_size}, ratio {entry['salun_ratio']} "
+                     f"({'' if choice.constraint_met else 'utility constraint NOT met; '}"
+                     f"grid {[(g.lr, g.step_size, None if g.mean_gap_mis is None else round(g.mean_gap_mis, 2)) for g in choice.grid]})")
+        return {"schedule": choices, "forget_size": len(self.t_forget), "runs": self.p.tuning_runs,
+                "max_acc_drop": self.p.max_acc_drop, "original_val_acc": self.original_val_acc}
+
+    def tune_ratio(self, cfg: UnlearnConfig, key: str) -> tuple[float, list[dict[str, Any]]]:
+        grid = []
+        for ratio in self.p.salun_ratios:
+            one = tune_schedule(self.original, dataclasses.replace(cfg, salun_ratio=ratio), [cfg.lr],
+                                [cfg.step_size], forget=self.t_forget, retain=self.t_retain,
+                                retain_eval=self.t_retain_eval, test=self.val, reference=self.t_reference,
+                                original_test_acc=self.original_val_acc, runs=self.p.tuning_runs,
+                                max_acc_drop=self.p.max_acc_drop, holdout=self.val,
+                                progress=self.progress(f"tune {key} ratio {ratio}"))
+            (setting,) = one.grid
+            grid.append({"salun_ratio": ratio, **dataclasses.asdict(setting)})
+        feasible = [g for g in grid if g["feasible"]] or [g for g in grid if not g["diverged"]]
+        return min(feasible, key=lambda g: g["mean_gap_mis"])["salun_ratio"], grid
 
     def settings(self) -> list[tuple[str, UnlearnConfig]]:
         """Every (method, retain access, subsampled) the benchmark runs, with its base config."""
@@ -177,7 +297,8 @@ class Bench:
                     self.base, method=method, retain_access=access)))
             if method in ("amun", "amun_salun"):
                 out.append((setting_key(method, True, True), dataclasses.replace(
-                    self.base, method=method, retain_access=True, retain_multiple=self.p.retain_multiple)))
+                    self.base, method=method, retain_access=True, retain_multiple=self.p.retain_multiple,
+                    retain_min=self.p.retain_min)))
         if "amun" in self.p.methods:  # the stopping rule, where it matters most: little or no D_R
             for key in (setting_key("amun", False, False), setting_key("amun", True, True)):
                 cfg = dict(out)[key]
@@ -186,15 +307,20 @@ class Bench:
 
     def config_for(self, key: str) -> UnlearnConfig:
         cfg = dict(self.settings())[key]
-        return dataclasses.replace(cfg, lr=self.tuning["lr"][key]["lr"])
+        tuned = self.tuning["schedule"][key.removesuffix("+stop")]
+        return dataclasses.replace(cfg, lr=tuned["lr"], step_size=tuned["step_size"], salun_ratio=tuned["salun_ratio"])
 
-    def forget_once(self, model: nn.Module, forget_ids: np.ndarray, seed: int, panels: dict) -> list[dict]:
+    def forget_once(self, model: nn.Module, forget_ids: np.ndarray, seed: int,
+                    panels: dict) -> tuple[list[dict], dict]:
         train = self.data.train
         forget = train.subset(train.positions(forget_ids))
         retain = remaining(train, forget_ids)
         retain_eval = self.retain_eval(retain, seed)
         retrain = self.trained(f"retrain (seed {seed})", retain, seed=seed)
-        self.log(f"seed {seed}: retrained in {retrain.seconds:.1f} s")
+        # a second exact retrain (another initialisation and order): how far apart two retrains lie is the
+        # noise floor under every gap of this table
+        second = self.trained(f"retrain 2 (seed {seed})", retain, seed=10_000 + seed)
+        self.log(f"seed {seed}: retrained in {retrain.seconds:.1f} s and {second.seconds:.1f} s")
 
         def audit(m: nn.Module):
             t = time.perf_counter()
@@ -202,6 +328,8 @@ class Bench:
             return metrics, conf, time.perf_counter() - t
 
         ref, ref_conf, ref_audit = audit(retrain.model)
+        ref2, _, _ = audit(second.model)
+        pair = {"seed": seed, **gaps(ref2, ref), "second": ref2}
         orig, orig_conf, orig_audit = audit(model)
         base = {"seed": seed, "forget_fraction": self.p.forget_fraction, "forget_size": len(forget)}
         rows = [
@@ -224,7 +352,8 @@ class Bench:
             except TrainingDiverged as exc:  # reported as such, never silently dropped
                 rows.append({**base, **setting, "diverged": True, "seconds": {}, "attack_passes": 0,
                              "speedup_vs_retrain": None, "lr": cfg.lr})
-                self.log(f"seed {seed} {key}: diverged ({exc})")
+                self.failures.append(f"seed {seed} {key}: diverged ({exc})")
+                self.log(self.failures[-1])
                 continue
             spent = sum(result.seconds.values())
             rows.append({
@@ -232,7 +361,9 @@ class Bench:
                 "seconds": {**result.seconds, "audit": audit_seconds}, "attack_passes": result.attack_passes,
                 "attack_pgd50_passes": result.attack_passes / (50 * len(forget)),
                 "speedup_vs_retrain": retrain.seconds / spent if spent > 0 else None,
-                "lr": cfg.lr, "epochs_run": result.epochs_run, "adversarial": result.adversarial,
+                "lr": cfg.lr, "step_size": cfg.step_size, "salun_ratio": cfg.salun_ratio,
+                "epochs_run": result.epochs_run, "adversarial": result.adversarial,
+                "stopped_early": result.stopped_early, "guard_tripped": result.guard_tripped,
             })
             self.log(f"seed {seed} {key}: gap(MIS) {rows[-1]['avg_gap_mis']:.2f} "
                      f"gap(RMIA) {rows[-1].get('avg_gap_rmia', float('nan')):.2f} in {spent:.1f} s")
@@ -240,67 +371,7 @@ class Bench:
                 panels["amun"] = conf
         if seed == self.p.seeds[0]:
             panels["original"], panels["retrain"] = orig_conf, ref_conf
-        return rows
-
-    def successive(self, model: nn.Module, pool: np.ndarray, seed: int) -> list[dict]:
-        """AMUN-A over successive requests; every earlier forgotten set is audited after each request."""
-        train = self.data.train
-        size = round(self.p.successive_fraction * len(train))
-        ids = np.random.default_rng(10_000 + seed).permutation(pool)[: size * self.p.successive_requests]
-        requests = [ids[i * size:(i + 1) * size] for i in range(self.p.successive_requests)]
-        final_retain = remaining(train, ids)
-        retrain = self.trained(f"retrain after {len(requests)} requests (seed {seed})", final_retain, seed=seed)
-        retain_eval = self.retain_eval(final_retain, seed)
-        sets = [train.subset(train.positions(r)) for r in requests]
-        ref = [evaluate(retrain.model, s, retain_eval, self.test_eval, rmia=self.rmia, seed=seed)[0] for s in sets]
-        out = []
-        keys = (setting_key("amun", True, False), setting_key("amun", True, True), setting_key("amun", False, False))
-        for key in keys:
-            cfg = dataclasses.replace(self.config_for(key), seed=seed)
-            outcomes = successive_unlearn(model, train, requests, cfg, variant="amun_a", holdout=self.val,
-                                          progress=self.progress(f"seed {seed} successive {key}"))
-            try:
-                out += self._successive_rows(outcomes, cfg, sets, ref, retain_eval, retrain, seed, size, key)
-            except TrainingDiverged as exc:
-                self.failures.append(f"seed {seed} successive {key}: diverged ({exc})")
-                self.log(self.failures[-1])
-        out.append(self._successive_retrain_row(ref, retrain, seed, size, len(requests)))
-        return out
-
-    def _successive_rows(self, outcomes, cfg, sets, ref, retain_eval, retrain, seed, size, key) -> list[dict]:
-        """One entry per request of one setting, auditing the current and every earlier forgotten set."""
-        out = []
-        n_requests = len(sets)
-        for outcome in outcomes:
-            k, result = outcome.index, outcome.result
-            # the retrained reference excludes all requests, so gaps are exact only after the last one
-            last = k == n_requests - 1
-            audits = []
-            for j in range(k + 1):
-                metrics, _ = evaluate(result.model, sets[j], retain_eval, self.test_eval, rmia=self.rmia, seed=seed)
-                audits.append({"request": j, **metrics, **(gaps(metrics, ref[j]) if last else {})})
-            spent = sum(result.seconds.values())
-            out.append({
-                "seed": seed, "request": k, "method": "amun_a", "retain_access": cfg.retain_access,
-                "subsampled": cfg.retain_multiple is not None, "stopping": False,
-                "forget_fraction": self.p.successive_fraction,
-                "forget_size": size, "lr": cfg.lr,
-                "current": audits[-1], "earlier": audits[:-1],
-                "seconds": result.seconds, "attack_passes": result.attack_passes,
-                "attack_pgd50_passes": result.attack_passes / (50 * size),
-                "retrain_seconds": retrain.seconds, "retrain_measured_now": retrain.measured_now,
-                "speedup_vs_retrain": retrain.seconds / spent if spent > 0 else None,
-            })
-            self.log(f"seed {seed} successive {key} request {k + 1}: {spent:.1f} s, "
-                     f"forget acc {audits[-1]['forget_acc']:.1f}")
-        return out
-
-    def _successive_retrain_row(self, ref, retrain, seed, size, n_requests) -> dict:
-        return {"seed": seed, "request": n_requests - 1, "method": "retrain", "retain_access": True,
-                "subsampled": False, "stopping": False, "forget_fraction": self.p.successive_fraction,
-                "forget_size": size, "current": {"request": n_requests - 1, **ref[-1], **gaps(ref[-1], ref[-1])},
-                "earlier": [{"request": j, **m, **gaps(m, m)} for j, m in enumerate(ref[:-1])],
-                "seconds": {"train": retrain.seconds}, "attack_passes": 0, "speedup_vs_retrain": 1.0}
+        return rows, pair
 
 
 def setting_key(method: str, retain_access: bool, subsampled: bool) -> str:

@@ -45,11 +45,57 @@ def test_every_method_appears_with_and_without_the_remaining_data_averaged_over_
     assert rows[("amun", True, False, False)]["attack_passes"] > 0
 
 
-def test_successive_requests_audit_every_earlier_forgotten_set(smoke):
+def test_the_table_reports_the_retrain_noise_floor_paired_differences_and_the_original_fit(smoke):
     _, result = smoke
-    amun = [e for e in result["successive"] if e["method"] == "amun_a" and e["retain_access"] and not e["subsampled"]]
-    assert [e["request"] for e in amun] == list(range(SMOKE.successive_requests))
-    for entry in amun:
-        assert len(entry["earlier"]) == entry["request"]
-        assert {"forget_acc", "test_acc", "mis", "rmia_ft_auc"} <= set(entry["current"])
-    assert "avg_gap_mis" in amun[-1]["current"] and all("avg_gap_mis" in e for e in amun[-1]["earlier"])
+    assert 0 <= result["original_train_acc"] <= 100
+    rvr = result["retrain_vs_retrain"]
+    assert rvr["seeds"] == len(SMOKE.seeds) and rvr["avg_gap_mis"] > 0  # two retrains never agree exactly
+    pairs = {(e["baseline"], e["setting"], e["against"], e["metric"]) for e in result["paired"]}
+    assert ("rl", "with-DR", "amun", "avg_gap_mis") in pairs and ("rl", "no-DR", "amun", "avg_gap_rmia") in pairs
+    for e in result["paired"]:
+        assert {"baseline", "setting", "metric", "mean_diff", "ci_low", "ci_high"} <= set(e)
+        assert e["ci_low"] <= e["mean_diff"] <= e["ci_high"]
+        assert e["seeds"] == list(SMOKE.seeds)
+
+
+def test_tuning_covers_every_setting_with_its_whole_grid_and_salun_ratios(smoke):
+    _, result = smoke
+    schedule = result["tuning"]["schedule"]
+    assert "amun/with-DR" in schedule and "rl/no-DR" in schedule and "amun/no-DR+stop" not in schedule
+    for key, choice in schedule.items():
+        assert len(choice["grid"]) == len(choice["lrs"]) * len(choice["step_sizes"])
+        assert (choice["lr"], choice["step_size"]) in {(g["lr"], g["step_size"]) for g in choice["grid"]}
+    assert [g["salun_ratio"] for g in schedule["amun_salun/with-DR"]["salun_ratio_grid"]] == list(SMOKE.salun_ratios)
+    studies = result["attack"]["studies"]
+    assert {s["eps_rule"] for s in studies} == set(SMOKE.eps_rules)
+    assert result["attack"]["eps_rule"] in SMOKE.eps_rules
+
+
+def test_the_stream_audits_the_union_in_every_mode_with_per_request_costs(smoke):
+    _, result = smoke
+    streams = {(e["mode"], e["method"]): e for e in result["stream"]}
+    assert {("full", "amun"), ("subsampled", "amun"), ("no_retain", "amun"), ("subsampled", "rl")} <= set(streams)
+    for (mode, method), e in streams.items():
+        assert {"mode", "method", "requests", "request_fraction", "union", "test_acc_after", "per_request_seconds",
+                "speedup_vs_retrain", "guard_tripped"} <= set(e)
+        assert e["requests"] == SMOKE.stream_requests and "avg_gap_mis" in e["union"]
+    assert streams[("full", "retrain")]["union"]["avg_gap_mis"] == 0
+    runs = [r for r in result["stream_runs"] if r["method"] == "amun" and r["mode"] == "full"]
+    assert [len(r["per_request_seconds"]) for r in runs] == [SMOKE.stream_requests] * len(SMOKE.stream_seeds)
+    per_request = [e for e in result["successive"] if e["mode"] == "full" and e["method"] == "amun"]
+    assert [e["request"] for e in per_request] == list(range(SMOKE.stream_requests))
+
+
+def test_a_section_run_alone_merges_with_the_other_sections_results(smoke, tmp_path):
+    out, result = smoke
+    copy = tmp_path / "results"
+    copy.mkdir()
+    for name in ("smoke.table.json", "smoke.panels.npz"):
+        (copy / name).write_bytes((out / name).read_bytes())
+    cache = tmp_path / "cache"
+    assert main(["--profile", "smoke", "--section", "stream", "--out", str(copy), "--cache", str(cache),
+                 "--quiet"]) == 0
+    merged = json.loads((copy / "smoke.json").read_text())
+    assert merged["rows"] == result["rows"]  # the table's results, kept from its own file
+    assert merged["stream"] and set(merged["sections"]) == {"table", "stream"}
+    assert (copy / "smoke-stream.png").exists() and (copy / "smoke-gaps.png").exists()
