@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The device check: the engine's gpu benchmark profile, then the CUDA-path tests, on a machine with one GPU.
+# The device check: the training loop's speed, the engine's gpu benchmark profile, then the CUDA-path tests,
+# on a machine with one GPU.
 #   scripts/gpu-check.sh OUT_DIR [PROFILE]
 # Fashion-MNIST is read from /usr/share/datasets/fashion-mnist; where that is missing (a bare GPU machine
 # with no package registry) it is copied there from data/fashion-mnist, a git-ignored copy of the files.
@@ -21,6 +22,10 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch
 if torch.cuda.is_available():
     print(torch.cuda.get_device_name(0))
 PY
+# fit() against a bare PyTorch loop on the GPU (the loop's own overhead: host waits, launches)
+timeout 120 python3 -m unlearning.bench.loop --profile "$profile" --device cuda --rounds 3 \
+    --out "$out/$profile.loop.json" 2>&1 | tee "$out/loop.log"
+echo "loop benchmark exit status: ${PIPESTATUS[0]}" | tee -a "$out/loop.log"
 # piped output is no terminal, so the log holds the phase lines without progress bars
 timeout "$limit" python3 -m unlearning.bench --profile "$profile" --out "$out" --no-cache 2>&1 | tee "$out/bench.log"
 echo "benchmark exit status: ${PIPESTATUS[0]}" | tee -a "$out/bench.log"

@@ -51,3 +51,29 @@ def test_the_smoke_benchmark_runs_end_to_end_on_the_gpu(tmp_path):
     assert main(["--profile", "smoke", "--device", "cuda", "--out", str(tmp_path), "--no-cache", "--quiet"]) == 0
     assert "GPU" in (tmp_path / "smoke.json").read_text()
     assert not (tmp_path / "smoke.partial.json").exists()
+
+
+def test_fit_on_the_gpu_draws_augmentation_on_the_device_and_masks_exactly(monkeypatch):
+    import torch.nn as nn
+
+    from unlearning import imageset
+    from unlearning.loop import Part, Schedule, fit
+
+    devices = []
+    real = imageset.augment_batch
+
+    def spy(x, spec, generator=None):
+        devices.append((x.device.type, generator.device.type))
+        return real(x, spec, generator)
+
+    monkeypatch.setattr("unlearning.loop.augment_batch", spy)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).cuda()
+    masks = {p: (torch.rand_like(p) < 0.5).float() for p in net.parameters()}
+    before = [p.detach().clone() for p in net.parameters()]
+    part = Part(torch.rand(64, 1, 8, 8, device="cuda"), torch.randint(0, 3, (64,), device="cuda"))
+    fit(net, [part], epochs=2, batch_size=16, schedule=Schedule(0.05), momentum=0.9, weight_decay=5e-4,
+        augment=AugmentSpec(1, True), generator=torch.Generator().manual_seed(0), masks=masks)
+    assert devices and set(devices) == {("cuda", "cuda")}
+    for p, p0 in zip(net.parameters(), before):
+        assert torch.equal(p[masks[p] == 0], p0[masks[p] == 0])
