@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     command = "python -m unlearning.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
-    partial = args.out / f"{profile.name}.partial.json"
+    # one partial file per section run, so sections running side by side do not overwrite each other's
+    partial = args.out / (f"{profile.name}.partial.json" if args.section == "all"
+                          else f"{profile.name}.{args.section}.partial.json")
 
     def snapshot(out: dict) -> None:
         """The results so far, so a run stopped early (a time limit, a lost machine) keeps what it measured."""
@@ -84,10 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         # fixed input shapes throughout: let cuDNN pick the fastest convolution algorithms once
         torch.backends.cudnn.benchmark = True
     # a stream run alone uses the starting-radius rule the table's radius study chose, when it has run
-    table_file = args.out / f"{profile.name}.table.json"
+    # (or, while a table run is still going, has got that far)
     attack = None
-    if "table" not in sections and table_file.exists():
-        attack = json.loads(table_file.read_text()).get("attack")
+    if "table" not in sections:
+        for name in (f"{profile.name}.table.json", f"{profile.name}.table.partial.json"):
+            if (args.out / name).exists():
+                attack = json.loads((args.out / name).read_text()).get("attack")
+                if attack:
+                    log(f"starting radius from {name}: rule {attack['eps_rule']}, eps_init {attack['eps_init']:.4g}")
+                    break
     bench = Bench(profile, device=str(device), cache_dir=None if args.no_cache else args.cache,
                   progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log,
                   snapshot=snapshot, attack=attack)

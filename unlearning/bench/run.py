@@ -186,6 +186,7 @@ class Bench:
     def table(self, snap: Callable[[], None], out: dict[str, Any]) -> dict[str, Any]:
         self.base = self.p.unlearn
         out["attack"] = self.radius_study()
+        snap()  # a stream section started meanwhile reads the radius choice from the partial results
         self.base = dataclasses.replace(self.base, attack=dataclasses.replace(
             self.base.attack, eps_init=out["attack"]["eps_init"]))
         self.tuning = out["tuning"] = self.tune()
