@@ -33,6 +33,13 @@ def run_migrations_online() -> None:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table by copy, drop and rename; with foreign keys enforced, dropping a
+                # table that other rows reference fails. SQLite's own procedure for such changes turns them
+                # off outside the transaction and checks every reference before it commits (below).
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
             context.configure(
                 connection=connection,
                 target_metadata=Base.metadata,
@@ -42,8 +49,12 @@ def run_migrations_online() -> None:
             )
             with context.begin_transaction():
                 context.run_migrations()
+                if sqlite:
+                    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if dangling:
+                        raise RuntimeError(f"the migration left references to missing rows: {dangling[:5]}")
     finally:
-        engine.dispose()
+        engine.dispose()  # its connections had foreign keys off; new ones turn them on again
 
 
 if context.is_offline_mode():

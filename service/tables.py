@@ -94,6 +94,7 @@ class JobKind(enum.StrEnum):
     unlearn = "unlearn"
     audit = "audit"
     reference_models = "reference_models"
+    tuning = "tuning"  # choose the model's lr and step_size on a tuning subset (service.models.service)
 
 
 class VersionStatus(enum.StrEnum):
@@ -180,6 +181,9 @@ class Model(Base):
     arch: Mapped[dict[str, Any]]  # unlearning.specs.ArchSpec
     method: Mapped[str] = mapped_column(String(32))  # unlearning.specs.METHODS; also inside unlearn_config
     unlearn_config: Mapped[dict[str, Any]]  # unlearning.specs.UnlearnConfig
+    # where unlearn_config's lr and step_size came from, once a tuning job chose them: {job_id, procedure,
+    # metric, grid, chosen, previous_config, finished_at, ...}; None while the manifest's values stand
+    tuning: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -290,6 +294,14 @@ class Job(Base):
             unique=True,
             postgresql_where="kind = 'unlearn' AND status = 'running'",
             sqlite_where="kind = 'unlearn' AND status = 'running'",
+        ),
+        # one tuning job at a time per model (the service checks first; this settles a race between two)
+        Index(
+            "uq_job_model_id_active_tuning",
+            "model_id",
+            unique=True,
+            postgresql_where="kind = 'tuning' AND status IN ('queued', 'running')",
+            sqlite_where="kind = 'tuning' AND status IN ('queued', 'running')",
         ),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
     )

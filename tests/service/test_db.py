@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -51,6 +52,46 @@ def test_migrations_downgrade_to_nothing_and_upgrade_again(database_url: str) ->
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT seq FROM event_chain_head")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_tuning_migration_keeps_a_ledger_whose_jobs_versions_refer_to(database_url: str) -> None:
+    # SQLite rebuilds the job table to change its kind constraint: with foreign keys enforced, dropping the
+    # old table failed as soon as a version referred to one of its jobs (an empty test ledger never showed it)
+    config = alembic_config(database_url)
+    command.downgrade(config, "0005")
+    ids = {name: uuid.uuid4().hex for name in ("tenant", "dataset", "model", "job", "version")}
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO tenant (id, name, created_at) VALUES (:tenant, 't', '2026-01-01')",
+                "INSERT INTO dataset (id, tenant_id, name, format, spec, retain_access, num_train, num_test, classes, "
+                "input_shape, created_at) VALUES (:dataset, :tenant, 'd', 'digits', '{}', true, 1, 1, '[]', '[]', "
+                "'2026-01-01')",
+                "INSERT INTO model (id, tenant_id, dataset_id, name, arch, method, unlearn_config, created_at) "
+                "VALUES (:model, :tenant, :dataset, 'm', '{}', 'amun', '{}', '2026-01-01')",
+                "INSERT INTO job (id, tenant_id, model_id, kind, status, progress, config, attempts, "
+                "cancel_requested, created_at) VALUES (:job, :tenant, :model, 'unlearn', 'succeeded', 1, '{}', 1, "
+                "false, '2026-01-01')",
+                "INSERT INTO model_version (id, model_id, number, status, checkpoint_uri, sha256, job_id, "
+                "forgotten_count, created_at) VALUES (:version, :model, 2, 'ready', 'u', 's', :job, 0, '2026-01-01')",
+            ):
+                conn.execute(text(statement), ids)
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "head")
+
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM job")).scalar_one() == 1
+            assert conn.execute(text("SELECT count(*) FROM model WHERE tuning IS NULL")).scalar_one() == 1
+            if engine.dialect.name == "sqlite":
+                assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1  # on again after the migration
+                assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []
     finally:
         engine.dispose()
 
