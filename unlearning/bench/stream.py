@@ -95,7 +95,7 @@ def tune_streams(bench: Bench, settings: list[tuple[str, str, UnlearnConfig]]) -
         grid = p.stream_lr_grid if cfg.retain_access else p.lr_grid_no_retain
         choice = tune_schedule(bench.original, cfg, list(grid), list(p.step_grid), forget=union, retain=union,
                                retain_eval=bench.t_retain_eval, test=bench.val, reference=reference,
-                               original_test_acc=bench.original_val_acc, runs=p.tuning_runs,
+                               original_test_acc=bench.original_val_acc, runs=p.stream_tuning_runs,
                                max_acc_drop=p.max_acc_drop, score=score)
         choices[key] = dataclasses.asdict(choice)
         bench.log(f"tuned stream {key}: lr {choice.lr}, step {choice.step_size}"
