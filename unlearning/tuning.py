@@ -9,7 +9,7 @@ a provenance.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,6 +234,11 @@ RETRAIN_METRIC = "avg_gap_mis"  # tune_schedule's: the average gap to the retrai
 # a run's share of the progress bar before its fine-tuning starts (attack, saliency mask)
 _PREPARE_SHARE = 0.1
 
+RunKey = tuple[float, int, int]  # (lr, step_size, seed) of one run of a setting
+RunOutcome = tuple[float, float] | None  # (score, accuracy) of a finished run; None: it diverged
+# called after every run with its config and outcome: a caller can keep the outcome (and stop between runs)
+OnRun = Callable[[UnlearnConfig, RunOutcome], None]
+
 
 def loss_auc_gap(model: nn.Module, forget: ImageSet, holdout: ImageSet) -> tuple[float, float]:
     """(|loss-threshold AUC of `forget` vs `holdout` - 50|, accuracy on `holdout`), both in percent.
@@ -262,6 +267,8 @@ def tune_reference_free(
     runs: int = 2,
     max_acc_drop: float = 1.0,
     progress: Progress | None = None,
+    done: Mapping[RunKey, RunOutcome] | None = None,
+    on_run: OnRun | None = None,
 ) -> ScheduleChoice:
     """tune_schedule's grid and rules without a retrained reference: every (lr, step_size) is run `runs` times
     (seeds base.seed + k) on the tuning subset `forget` and scored by the mean loss_auc_gap against
@@ -273,12 +280,16 @@ def tune_reference_free(
     below the parent's (`model` on `holdout`), when a run diverged, or when the next-larger rate with the
     same step diverged. Without a feasible setting the least damaging one is chosen and constraint_met is
     False, as in tune_schedule. Progress is one phase, "tune", over the whole grid.
+
+    `done` holds outcomes of runs finished earlier (a job that was handed back and resumed), which are not
+    run again; `on_run` is told every new outcome.
     """
     if len(holdout) == 0:
         raise ValueError("the reference-free rule needs a non-empty held-out set")
     parent_acc = accuracy(predict_logits(model, holdout.x), holdout.y)
     score = _grid_scorer(model, base, lrs, step_sizes, runs, forget=forget, retain=retain, holdout=holdout,
-                         progress=progress, measure=lambda unlearned: loss_auc_gap(unlearned, forget, holdout))
+                         progress=progress, measure=lambda unlearned: loss_auc_gap(unlearned, forget, holdout),
+                         done=done, on_run=on_run)
     choice = tune_schedule(model, base, lrs, step_sizes, forget=forget, retain=retain, retain_eval=holdout,
                            test=holdout, reference={}, original_test_acc=parent_acc, runs=runs,
                            max_acc_drop=max_acc_drop, holdout=holdout, progress=progress, score=score)
@@ -303,33 +314,48 @@ def tune_against_retrain(
     runs: int = 2,
     max_acc_drop: float = 1.0,
     progress: Progress | None = None,
+    done: Mapping[RunKey, RunOutcome] | None = None,
+    on_run: OnRun | None = None,
 ) -> ScheduleChoice:
     """tune_schedule itself (the paper's procedure: the gap to `reference`, the metrics of a model retrained
-    without `forget`), with `holdout` as its validation set, and one "tune" progress phase over the grid."""
+    without `forget`), with `holdout` as its validation set, and one "tune" progress phase over the grid;
+    `done` and `on_run` as in tune_reference_free."""
     def measure(unlearned: nn.Module) -> tuple[float, float]:
         metrics, _ = evaluate(unlearned, forget, retain_eval, holdout)
         return gaps(metrics, reference)["avg_gap_mis"], metrics["test_acc"]
 
     score = _grid_scorer(model, base, lrs, step_sizes, runs, forget=forget, retain=retain, holdout=holdout,
-                         progress=progress, measure=measure)
+                         progress=progress, measure=measure, done=done, on_run=on_run)
     return tune_schedule(model, base, lrs, step_sizes, forget=forget, retain=retain, retain_eval=retain_eval,
                          test=holdout, reference=reference, runs=runs, max_acc_drop=max_acc_drop, holdout=holdout,
                          progress=progress, score=score)
 
 
 def _grid_scorer(model, base: UnlearnConfig, lrs, step_sizes, runs: int, *, forget, retain, holdout, progress,
-                 measure) -> Scorer:
+                 measure, done: Mapping[RunKey, RunOutcome] | None, on_run: OnRun | None) -> Scorer:
     """tune_schedule's scorer: one run of a setting on `forget`, measured by `measure(unlearned model)`, its
-    progress reported as its share of the grid (step sizes outer, rates inner, seeds innermost)."""
+    progress reported as its share of the grid (step sizes outer, rates inner, seeds innermost); a run in
+    `done` is not run again."""
     n_runs = len(lrs) * len(step_sizes) * max(runs, 1)
 
     def score(cfg: UnlearnConfig) -> tuple[float, float]:
         position = (step_sizes.index(cfg.step_size) * len(lrs) + lrs.index(cfg.lr)) * runs + cfg.seed - base.seed
-        result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg, holdout=holdout,
-                                progress=_within_run(progress, position, n_runs))
-        measured = measure(result.model)
+        key = (cfg.lr, cfg.step_size, cfg.seed)
+        if done is not None and key in done:
+            outcome = done[key]
+        else:
+            try:
+                result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg, holdout=holdout,
+                                        progress=_within_run(progress, position, n_runs))
+                outcome = measure(result.model)
+            except TrainingDiverged:
+                outcome = None
+            if on_run is not None:
+                on_run(cfg, outcome)
         report(progress, "tune", 1000 * (position + 1), 1000 * n_runs)
-        return measured
+        if outcome is None:
+            raise TrainingDiverged(f"lr {cfg.lr}, step size {cfg.step_size}, seed {cfg.seed} diverged")
+        return outcome
 
     return score
 

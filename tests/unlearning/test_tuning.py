@@ -221,6 +221,25 @@ def test_the_reference_free_rule_reports_one_tune_phase_that_only_moves_forward(
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(seen) == 4 * 3  # 3 reports a run
 
 
+def test_runs_finished_before_a_resume_are_not_run_again_and_new_ones_are_reported(monkeypatch):
+    table = {(0.1, 1): (1.0, 50.0), (0.01, 1): (2.0, 50.0)}
+    done = {(0.1, 1, 10): (0.5, 50.0), (0.1, 1, 11): (0.5, 50.0), (0.05, 1, 10): None}  # None: it diverged
+    reported = []
+    choice, calls = _tune_free(monkeypatch, table, [0.1, 0.05, 0.01], [1], done=done,
+                               on_run=lambda cfg, outcome: reported.append(((cfg.lr, cfg.seed), outcome)))
+    assert sorted(calls) == [(0.01, 1, 10), (0.01, 1, 11)]
+    assert reported == [((0.01, 10), (2.0, 50.0)), ((0.01, 11), (2.0, 50.0))]
+    assert _setting(choice, 0.1, 1).mean_gap_mis == 0.5 and _setting(choice, 0.05, 1).diverged
+    assert choice.lr == 0.1
+
+
+def test_a_diverged_run_is_reported_as_none(monkeypatch):
+    reported = []
+    _tune_free(monkeypatch, {(0.1, 1): DIVERGES, (0.01, 1): (1.0, 50.0)}, [0.1, 0.01], [1],
+               on_run=lambda cfg, outcome: reported.append((cfg.lr, outcome)))
+    assert reported[0] == (0.1, None) and len(reported) == 3  # the diverged setting's second run is skipped
+
+
 def test_the_loss_auc_gap_is_zero_for_a_model_that_treats_forget_and_held_out_alike():
     forget, holdout = _images(5), _images(6)
     gap, acc = tuning.loss_auc_gap(nn.Flatten(), forget, holdout)  # equal logits: equal losses, AUC 50
