@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Celery kills the task process (the sweeper then requeues or fails it)
     job_soft_time_limit_seconds: int = Field(default=6 * 3600, gt=0)
     job_time_limit_seconds: int = Field(default=6 * 3600 + 300, gt=0)
+    # the utility guard of every unlearning job (UNLEARN_GUARD_MAX_ACC_DROP): held-out accuracy, in percent
+    # points, a job may lose against its parent version; a check below it stops the job at its best passing
+    # point. Tuning jobs hold their choice to the same margin
+    guard_max_acc_drop: float = Field(default=1.0, ge=0.0, le=100.0)
     # largest checkpoint upload accepted, in bytes
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     # most sample IDs one deletion request may carry

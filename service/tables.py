@@ -315,6 +315,9 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # of the current phase, 0..1
     eta_at: Mapped[datetime | None]
     config: Mapped[dict[str, Any]]  # everything the worker needs beyond the ids, frozen at enqueue time
+    # work a worker kept for the next claim when it handed the job back: a tuning job's subset and its
+    # finished runs (it yields to waiting unlearning jobs between runs); None for other jobs
+    partial: Mapped[dict[str, Any] | None]
     lease_owner: Mapped[str | None] = mapped_column(String(200))  # worker that claimed it
     lease_expires_at: Mapped[datetime | None]  # the sweeper requeues the job once this has passed
     resent_at: Mapped[datetime | None]  # the sweeper's last re-send to the queue (it waits before another)

@@ -42,15 +42,16 @@ from service.tables import JobKind, ModelVersion, utcnow
 from service.versions import repository as versions_repo
 from service.versions.service import code_version
 from unlearning.attack import calibrate_eps
-from unlearning.audit.evaluate import RmiaAudit
+from unlearning.audit.evaluate import RmiaAudit, evaluate
 from unlearning.data import Dataset, load_dataset
 from unlearning.imageset import ImageSet
 from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
-from unlearning.progress import Cancelled
+from unlearning.progress import Cancelled, Progress
 from unlearning.specs import (
     ArchSpec,
     DatasetSpec,
+    StopConfig,
     TrainConfig,
     UnlearnConfig,
     from_dict,
@@ -58,12 +59,23 @@ from unlearning.specs import (
 )
 from unlearning.successive import remaining
 from unlearning.train import seeded_generator, train_model
+from unlearning.tuning import (
+    REFERENCE_FREE_METRIC,
+    RETRAIN_METRIC,
+    ScheduleChoice,
+    tune_against_retrain,
+    tune_reference_free,
+)
 from worker.audit import audit_version
 
 log = logging.getLogger("worker.jobs")
 
 HOLDOUT_SEED = 0  # which half of the test split is the held-out half (stopping rule, RMIA population)
 PROGRESS_INTERVAL_S = 1.0  # progress rows are written at most this often
+# a tuning job hands its worker over to an unlearning job that has waited this long unclaimed (no other
+# worker was free), looking every YIELD_CHECK_S: deletion requests never wait for a whole tuning
+YIELD_AFTER_S = 5.0
+YIELD_CHECK_S = 2.0
 MAX_ERROR_CHARS = 2000
 AMUN_METHODS = ("amun", "amun_salun")
 
@@ -75,6 +87,7 @@ class Outcome(enum.StrEnum):
     cancelled = "cancelled"
     lease_lost = "lease_lost"  # the lease expired and another worker took the job: nothing was recorded
     interrupted = "interrupted"  # this worker is shutting down: the lease was released for another
+    yielded = "yielded"  # a tuning job handed its worker to a waiting unlearning job; it resumes later
     database_lost = "database_lost"  # the ledger became unreachable: nothing recorded; retried after the lease
 
 
@@ -84,6 +97,10 @@ class LeaseLost(Cancelled):
 
 class Interrupted(Cancelled):
     """This worker is shutting down; stop and let another worker claim the job at once."""
+
+
+class Yielded(Cancelled):
+    """A tuning job stops between runs for a waiting unlearning job; its finished runs are kept."""
 
 
 def default_owner() -> str:
@@ -131,6 +148,8 @@ class Plan:
     earlier: dict[int, list[str]]  # version number -> samples that version forgot, for every ready version
     references: ReferenceRef | None
     history: list[dict[str, Any]]  # the ancestors' cumulative evidence (worker.audit.headline), oldest first
+    guard_max_acc_drop: float  # the utility guard's margin (settings.guard_max_acc_drop)
+    partial: dict[str, Any] | None  # what an earlier claim of this job kept (a tuning job's finished runs)
 
 
 def _ref(version: ModelVersion) -> VersionRef:
@@ -168,6 +187,8 @@ def _read_plan(session: Session, job_id: uuid.UUID, settings: Settings) -> Plan:
         claimed_ids=requests_repo.claimed_sample_ids(session=session, model_id=model.id),
         earlier=dict(sorted(earlier.items())),
         history=versions_repo.cumulative_history(session=session, model_id=model.id, up_to=parent.number),
+        guard_max_acc_drop=settings.guard_max_acc_drop,
+        partial=dict(job.partial) if job.partial is not None else None,
         references=ReferenceRef(
             references.k,
             references.num_train,
@@ -298,12 +319,17 @@ def run_job(
             with factory() as session:
                 plan = _read_plan(session, job_id, settings)
             store = ObjectStore.from_settings(settings)
-            run = _run_unlearn if plan.kind == JobKind.unlearn else _run_reference_models
+            run = {JobKind.unlearn: _run_unlearn, JobKind.tuning: _run_tuning}.get(plan.kind, _run_reference_models)
             return run(plan, factory=factory, owner=owner, store=store, progress=progress,
                        device=torch.device(device) if device is not None else default_device())  # fmt: skip
         except LeaseLost:
             log.warning("job lease lost; nothing recorded", extra={"job_id": str(job_id)})
             return Outcome.lease_lost
+        except Yielded:
+            with factory() as session, session.begin():
+                jobs.release(session, job_id=job_id, owner=owner, reason="a deletion request is waiting")
+            log.info("tuning job handed back for a waiting unlearning job", extra={"job_id": str(job_id)})
+            return Outcome.yielded
         except Interrupted:
             with factory() as session, session.begin():
                 jobs.release(session, job_id=job_id, owner=owner)
@@ -368,7 +394,7 @@ def _split_test(test: ImageSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _with_eps(cfg: UnlearnConfig, parent: VersionRef, model: nn.Module, forget: ImageSet,
-              progress: JobProgress) -> UnlearnConfig:  # fmt: skip
+              progress: Progress) -> UnlearnConfig:  # fmt: skip
     """AMUN's starting radius: the model config's, else the one an earlier version calibrated, else calibrated
     now on this forget set (the paper's 95% rule) and recorded with the new version for later jobs."""
     if cfg.method not in AMUN_METHODS or cfg.attack.eps_init is not None:
@@ -379,6 +405,15 @@ def _with_eps(cfg: UnlearnConfig, parent: VersionRef, model: nn.Module, forget: 
         inherited, _ = calibrate_eps(model, forget.x, forget.y, cfg.attack, generator=seeded_generator(cfg.seed))
         progress("calibrate", 1, 1)
     return replace(cfg, attack=replace(cfg.attack, eps_init=float(inherited)))
+
+
+def _guarded(cfg: UnlearnConfig, max_acc_drop: float) -> UnlearnConfig:
+    """The config with the utility guard: a config without a stopping rule runs every epoch, with a guard-only
+    rule (no AUC criterion) that stops it once held-out accuracy falls more than `max_acc_drop` points
+    below the parent's, at the best passing point. A config's own stopping rule is kept as it is."""
+    if cfg.stop is not None:
+        return cfg
+    return replace(cfg, stop=StopConfig(tolerance=None, max_acc_drop=max_acc_drop))
 
 
 def _rmia(
@@ -408,6 +443,7 @@ def _run_unlearn(
     original = parent if plan.original.number == plan.parent.number else _load_model(store, plan.original, device)
     forget = _subset(data.train, plan.forget_ids, "the forget set")
     cfg = _with_eps(from_dict(UnlearnConfig, plan.job_config["unlearn_config"]), plan.parent, parent, forget, progress)
+    cfg = _guarded(cfg, plan.guard_max_acc_drop)  # recorded as run: the version's config shows the guard
     # The retain set excludes every sample forgotten before and every one claimed by a request still
     # waiting: training on them again would work against their deletion.
     rest = remaining(data.train, plan.claimed_ids)
@@ -520,4 +556,166 @@ def _run_reference_models(
         )
     if recorded is None:
         raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
+    return Outcome.succeeded
+
+
+def _tuning_subset(train: ImageSet, claimed_ids: list[str], size: int, seed: int) -> ImageSet:
+    """A seeded draw of `size` training samples no request has forgotten or claimed: a forget subset that no
+    audited request uses, which stays in the model (only copies are unlearned)."""
+    candidates = np.flatnonzero(~np.isin(train.ids, np.asarray(claimed_ids, dtype=str)))
+    if size >= len(candidates):
+        raise JobError(f"a tuning subset of {size} samples leaves none of the {len(candidates)} training samples "
+                       "not yet forgotten to unlearn with")  # fmt: skip
+    return train.subset(np.sort(np.random.default_rng(seed).choice(candidates, size=size, replace=False)))
+
+
+def _setting_record(setting: Any) -> dict[str, Any]:
+    """One setting of a ScheduleChoice's grid in the provenance's words (the same for both procedures)."""
+    return {
+        "lr": setting.lr,
+        "step_size": setting.step_size,
+        "seeds": setting.seeds,
+        "scores": setting.avg_gap_mis,  # per finished run, in the units of the record's metric
+        "mean_score": setting.mean_gap_mis,  # None when a run diverged
+        "holdout_acc": setting.test_acc,  # per finished run, percent, on the held-out half of the test split
+        "mean_holdout_acc": setting.mean_test_acc,
+        "diverged": setting.diverged,
+        "near_divergence": setting.near_divergence,
+        "feasible": setting.feasible,
+        "reason": setting.reason,
+    }
+
+
+class _YieldingProgress:
+    """A tuning job's progress callback: the job's own, and every YIELD_CHECK_S a look for an unlearning job
+    waiting for a worker, for which the job stops (the run in progress is lost, finished ones are kept)."""
+
+    def __init__(self, progress: JobProgress, factory: sessionmaker[Session], job_id: uuid.UUID) -> None:
+        self.progress, self.factory, self.job_id = progress, factory, job_id
+        self.last_look = float("-inf")
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        self.progress(phase, done, total)
+        now = time.monotonic()
+        if now - self.last_look < YIELD_CHECK_S:
+            return
+        self.last_look = now
+        with self.factory() as session:
+            waiting = jobs.unlearning_waiting(session, waited_seconds=YIELD_AFTER_S)
+        if waiting:
+            raise Yielded(f"tuning job {self.job_id} yields to a waiting unlearning job")
+
+
+class _TuningState:
+    """What a tuning job keeps in job.partial across claims: its tuning subset, the retrained reference's
+    metrics, and the outcome of every finished run, stored as each is known."""
+
+    def __init__(self, factory: sessionmaker[Session], plan: Plan, owner: str) -> None:
+        self.factory, self.job_id, self.owner = factory, plan.job_id, owner
+        self.data: dict[str, Any] = {"runs": [], **(plan.partial or {})}
+
+    def save(self) -> None:
+        with self.factory() as session, session.begin():
+            if not jobs.save_partial(session, job_id=self.job_id, owner=self.owner, partial=self.data):
+                raise LeaseLost(f"the lease of job {self.job_id} went to another worker")
+
+    def done(self) -> dict[tuple[float, int, int], tuple[float, float] | None]:
+        return {(r["lr"], r["step_size"], r["seed"]): (None if r["diverged"] else (r["score"], r["acc"]))
+                for r in self.data["runs"]}  # fmt: skip
+
+    def on_run(self, cfg: UnlearnConfig, outcome: tuple[float, float] | None) -> None:
+        score, acc = outcome if outcome is not None else (None, None)
+        run = {"lr": cfg.lr, "step_size": cfg.step_size, "seed": cfg.seed, "score": score, "acc": acc,
+               "diverged": outcome is None}  # fmt: skip
+        self.data = {**self.data, "runs": [*self.data["runs"], run]}
+        self.save()
+
+
+def _run_tuning(
+    plan: Plan,
+    *,
+    factory: sessionmaker[Session],
+    owner: str,
+    store: ObjectStore,
+    progress: JobProgress,
+    device: torch.device,
+) -> Outcome:
+    """Choose the model's lr and step_size on a tuning forget subset, starting from the version that was the
+    newest when the job was first claimed.
+
+    Both procedures use the remaining data as unlearning jobs do (per retain_access, without anything
+    forgotten or claimed, nor the tuning subset) and the held-out half of the test split; the scored half,
+    on which every audit reports, is never seen. Every run is guarded as an unlearning job is (_guarded), so a
+    setting is scored on what a job with it would return: one whose first checks lose too much accuracy
+    gets the parent back, and with it the parent's score. The chosen config keeps the model's own `stop`.
+
+    The job hands its worker to a waiting unlearning job (_YieldingProgress) and resumes later from its kept
+    runs."""
+    watched = _YieldingProgress(progress, factory, plan.job_id)
+    spec = plan.job_config
+    base = from_dict(UnlearnConfig, spec["unlearn_config"])
+    lrs, step_sizes, runs = list(spec["lrs"]), list(spec["step_sizes"]), int(spec["runs"])
+    state = _TuningState(factory, plan, owner)
+    data = load_dataset(plan.dataset, device=device)
+    holdout_pos, _ = _split_test(data.test)
+    holdout = data.test.subset(holdout_pos)
+    parent = _load_model(store, plan.parent, device)
+    if "forget_ids" in state.data:  # a resumed job: the same subset, whatever was forgotten since
+        forget = _subset(data.train, state.data["forget_ids"], "the tuning subset")
+    else:
+        forget = _tuning_subset(data.train, plan.claimed_ids, int(spec["forget_size"]), int(spec["seed"]))
+        state.data["forget_ids"] = forget.ids.tolist()
+        state.save()
+    rest = remaining(data.train, [*plan.claimed_ids, *forget.ids.tolist()])
+    # AMUN's radius once for every run (an earlier version's, or calibrated on the tuning subset); the
+    # chosen config keeps the model's own attack settings
+    cfg = _guarded(_with_eps(base, plan.parent, parent, forget, watched), plan.guard_max_acc_drop)
+    record: dict[str, Any] = {}
+    choice: ScheduleChoice
+    if spec["procedure"] == "retrain":
+        assert cfg.recipe is not None  # checked at enqueue
+        order = np.random.default_rng(int(spec["seed"])).permutation(len(rest))
+        retain_eval = rest.subset(np.sort(order[: len(holdout)]))
+        if state.data.get("reference") is None:
+            # the paper's reference: the model's recipe on the remaining data without the tuning subset; it
+            # lives only in memory, so no copy of the training data outlives the job
+            reference = train_model(plan.arch, rest, cfg.recipe, device=device, progress=watched,
+                                    phase="reference").model  # fmt: skip
+            state.data["reference"], _ = evaluate(reference, forget, retain_eval, holdout)
+            state.save()
+        choice = tune_against_retrain(parent, cfg, lrs, step_sizes, forget=forget, retain=rest,
+                                      retain_eval=retain_eval, holdout=holdout, reference=state.data["reference"],
+                                      runs=runs, max_acc_drop=plan.guard_max_acc_drop, progress=watched,
+                                      done=state.done(), on_run=state.on_run)  # fmt: skip
+        record.update(metric=RETRAIN_METRIC, reference=state.data["reference"])
+    else:
+        choice = tune_reference_free(parent, cfg, lrs, step_sizes, forget=forget, retain=rest, holdout=holdout,
+                                     runs=runs, max_acc_drop=plan.guard_max_acc_drop, progress=watched,
+                                     done=state.done(), on_run=state.on_run)  # fmt: skip
+        record.update(metric=REFERENCE_FREE_METRIC)
+    record = {
+        "procedure": spec["procedure"],
+        **record,
+        "grid": [_setting_record(s) for s in choice.grid],
+        "chosen": {"lr": choice.lr, "step_size": choice.step_size},
+        # False: no setting met the constraints, and the least damaging one was chosen
+        "constraint_met": choice.constraint_met,
+        "max_acc_drop": choice.max_acc_drop,
+        "parent_holdout_acc": choice.original_test_acc,
+        "method": choice.method,
+        "stop": to_dict(cfg.stop) if cfg.stop is not None else None,  # the stopping rule every run had
+        "runs": choice.runs,
+        "base_seed": choice.base_seed,
+        "tuning_forget_size": choice.tuning_forget_size,
+        "tuning_seed": int(spec["seed"]),
+        "holdout_size": len(holdout),
+        "retain_size": len(rest) if cfg.retain_access else 0,
+        "tuned_version": plan.parent.number,
+        "code_version": code_version(),
+    }
+    with factory() as session, session.begin():
+        provenance = jobs.complete_tuning(session, job_id=plan.job_id, owner=owner, choice=record)
+    if provenance is None:
+        raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
+    log.info("model tuned", extra={"job_id": str(plan.job_id), "lr": choice.lr, "step_size": choice.step_size})
     return Outcome.succeeded

@@ -1,5 +1,5 @@
-"""Tuning jobs: the job kind 'tuning' (one active per model), and the model's record of where its lr and
-step_size came from.
+"""Tuning jobs: the job kind 'tuning' (one active per model), what a tuning job keeps when it hands itself
+back (job.partial), and the model's record of where its lr and step_size came from (model.tuning).
 
 job.kind is a VARCHAR with a CHECK constraint (service.tables._str_enum), not a native enum type, so the
 new value is a new constraint rather than an ALTER TYPE, on PostgreSQL and SQLite alike.
@@ -34,6 +34,7 @@ def upgrade() -> None:
     with op.batch_alter_table("job") as batch:
         batch.drop_constraint(op.f("ck_job_job_kind"), type_="check")
         batch.create_check_constraint(op.f("ck_job_job_kind"), _kinds((*KINDS, "tuning")))
+        batch.add_column(sa.Column("partial", JSONDoc, nullable=True))
     active = "kind = 'tuning' AND status IN ('queued', 'running')"
     op.create_index("uq_job_model_id_active_tuning", "job", ["model_id"], unique=True,
                     postgresql_where=sa.text(active), sqlite_where=sa.text(active))  # fmt: skip
@@ -48,5 +49,6 @@ def downgrade() -> None:
     with op.batch_alter_table("model") as batch:
         batch.drop_column("tuning")
     with op.batch_alter_table("job") as batch:
+        batch.drop_column("partial")
         batch.drop_constraint(op.f("ck_job_job_kind"), type_="check")
         batch.create_check_constraint(op.f("ck_job_job_kind"), _kinds(KINDS))

@@ -71,6 +71,11 @@ def active_jobs(*, session: Session, model_id: uuid.UUID, kind: JobKind) -> list
     )
 
 
+def has_job(*, session: Session, model_id: uuid.UUID, kind: JobKind) -> bool:
+    """Whether the model has ever had a job of this kind, in any state."""
+    return session.execute(select(exists().where(Job.model_id == model_id, Job.kind == kind))).scalar_one()
+
+
 def _claimable(now: datetime, max_attempts: int) -> Any:
     """Queued jobs (an unlearning job only once its model's running one has finished), and running jobs
     whose lease has expired (their worker died) while attempts remain."""
@@ -113,10 +118,38 @@ def claim(
 
 
 def next_claimable_job_id(*, session: Session, now: datetime, max_attempts: int) -> uuid.UUID | None:
-    """The oldest job a worker could claim now; claim() decides, so a race here only costs a retry."""
+    """The oldest job a worker could claim now, tuning jobs last (deletion requests wait for no tuning);
+    claim() decides, so a race here only costs a retry."""
     return session.execute(
-        select(Job.id).where(_claimable(now, max_attempts)).order_by(Job.created_at, Job.id).limit(1)
+        select(Job.id)
+        .where(_claimable(now, max_attempts))
+        .order_by(Job.kind == JobKind.tuning, Job.created_at, Job.id)
+        .limit(1)
     ).scalar_one_or_none()
+
+
+def unlearning_waiting(*, session: Session, queued_before: datetime) -> bool:
+    """Whether an unlearning job that could start has waited since before `queued_before` unclaimed."""
+    other = aliased(Job)
+    model_busy = exists().where(
+        other.model_id == Job.model_id, other.kind == JobKind.unlearn, other.status == JobStatus.running
+    )
+    waiting = exists().where(
+        Job.kind == JobKind.unlearn, Job.status == JobStatus.queued, Job.created_at < queued_before, ~model_busy
+    )
+    return session.execute(select(waiting)).scalar_one()
+
+
+def save_partial(*, session: Session, job_id: uuid.UUID, owner: str, partial: dict[str, Any]) -> bool:
+    """Keep work for the job's next claim; False if the lease is no longer this worker's."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.running)
+        .values(partial=partial)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return row is not None
 
 
 def queued_job_ids(*, session: Session, model_id: uuid.UUID) -> list[uuid.UUID]:

@@ -115,6 +115,29 @@ def enqueue_reference_models(
     return job
 
 
+def enqueue_tuning(session: Session, *, model: Model, config: dict[str, Any], actor: str) -> Job:
+    """Queue the model's tuning job; the caller holds the model's lock. A second one while one is queued or
+    running is a conflict: its choice would overwrite the first's, measured on the same versions."""
+    busy = repository.active_jobs(session=session, model_id=model.id, kind=JobKind.tuning)
+    if busy:
+        raise Conflict(f"model {model.id} is already being tuned by job {busy[0].id}")
+    job = repository.insert_job(
+        session=session,
+        tenant_id=model.tenant_id,
+        model_id=model.id,
+        kind=JobKind.tuning,
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        cancel_requested=False,
+        # the grid and the UnlearnConfig it varies, frozen now
+        config={**config, "unlearn_config": model.unlearn_config},
+    )
+    _job_event(session, job, "queued", actor=actor, data=config)
+    dispatch.send_after_commit(session, job.id)
+    return job
+
+
 # ---- read and cancel (API) ----
 
 
@@ -253,12 +276,24 @@ def report_progress(
     )
 
 
-def release(session: Session, *, job_id: uuid.UUID, owner: str) -> None:
-    """The worker is shutting down mid-job: let another claim the job now rather than after the lease."""
+def release(session: Session, *, job_id: uuid.UUID, owner: str, reason: str = "the worker is stopping") -> None:
+    """The worker hands the job back mid-way (it is shutting down, or a tuning job yields to a deletion
+    request): another claim may take it now rather than after the lease; the attempt is not counted."""
     if repository.release_lease(session=session, job_id=job_id, owner=owner, now=utcnow()):
         job = repository.get_job_any_tenant(session=session, job_id=job_id)
         assert job is not None
-        _job_event(session, job, "released", actor=worker_actor(owner), data={"reason": "the worker is stopping"})
+        _job_event(session, job, "released", actor=worker_actor(owner), data={"reason": reason})
+
+
+def save_partial(session: Session, *, job_id: uuid.UUID, owner: str, partial: dict[str, Any]) -> bool:
+    """Keep a running job's finished work for its next claim; False if the lease is lost."""
+    return repository.save_partial(session=session, job_id=job_id, owner=owner, partial=partial)
+
+
+def unlearning_waiting(session: Session, *, waited_seconds: float) -> bool:
+    """Whether an unlearning job that could start has waited unclaimed for `waited_seconds`: no other worker
+    is free for it, and a tuning job should hand its worker over."""
+    return repository.unlearning_waiting(session=session, queued_before=utcnow() - timedelta(seconds=waited_seconds))
 
 
 def enter_audit(session: Session, *, job_id: uuid.UUID, owner: str) -> bool:
@@ -326,7 +361,10 @@ def complete_unlearn(
     actor = worker_actor(owner)
     for request in requests:  # all auditing since enter_audit
         request.version_id = version.id
-        states.transition(session, request, RequestStatus.completed, actor=actor, data={"version": version.number})
+        # guard_tripped: the utility guard stopped the job, so the samples were forgotten at the last point
+        # that kept held-out accuracy within its margin, a gentler point than the configured schedule's end
+        data = {"version": version.number, "guard_tripped": bool(metrics.get("guard_tripped"))}
+        states.transition(session, request, RequestStatus.completed, actor=actor, data=data)
     events.append(
         session,
         event_type="model_version.created",
@@ -345,6 +383,7 @@ def complete_unlearn(
             "method": config.get("method"),
             "code_version": code_version,
             "verdict": (audit or {}).get("verdict"),
+            "guard_tripped": bool(metrics.get("guard_tripped")),
         },
     )
     _job_event(session, job, "succeeded", actor=actor, data={"result_version": version.number})
@@ -384,6 +423,50 @@ def complete_reference_models(
         data={"reference_set_id": reference_set.id, "k": reference_set.k, "membership_sha256": membership.sha256},
     )
     return reference_set
+
+
+def complete_tuning(
+    session: Session, *, job_id: uuid.UUID, owner: str, choice: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The tuning job's one completing transaction: the model's unlearn_config takes the chosen lr and
+    step_size (every other field kept), its provenance is stored on the model, the job succeeds, events.
+    Unlearning jobs queued before keep the config they were queued with. The provenance, or None (and
+    nothing written) if the lease is no longer this worker's.
+
+    `choice` is what the worker measured: procedure, metric, grid, chosen {lr, step_size}, and the rest of
+    the record (sizes, seeds, the version tuned on)."""
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return None
+    model = models_repo.lock_model(session=session, tenant_id=job.tenant_id, model_id=job.model_id)
+    assert model is not None
+    now = utcnow()
+    previous = dict(model.unlearn_config)
+    chosen = choice["chosen"]
+    # a new dict, not an update in place: the JSON column sees the change
+    model.unlearn_config = {**previous, "lr": chosen["lr"], "step_size": chosen["step_size"]}
+    provenance = {"job_id": str(job.id), **choice, "previous_config": previous, "finished_at": now.isoformat()}
+    model.tuning = provenance
+    _finish(session, job, JobStatus.succeeded, now)
+    actor = worker_actor(owner)
+    events.append(
+        session,
+        event_type="model.tuned",
+        subject_type="model",
+        subject_id=model.id,
+        actor=actor,
+        tenant_id=model.tenant_id,
+        data={
+            "job_id": job.id,
+            "procedure": choice["procedure"],
+            "metric": choice["metric"],
+            "chosen": chosen,
+            "constraint_met": choice["constraint_met"],
+            "previous": {"lr": previous.get("lr"), "step_size": previous.get("step_size")},
+        },
+    )
+    _job_event(session, job, "succeeded", actor=actor, data={"chosen": chosen})
+    return provenance
 
 
 def fail(session: Session, *, job_id: uuid.UUID, owner: str, error: str) -> bool:

@@ -47,6 +47,13 @@ class DeletionRequestRead(BaseModel):
     job_id: uuid.UUID | None = Field(description="the job that forgets its samples")
     version: int | None = Field(description="the first version without its samples")
     version_id: uuid.UUID | None
+    guard_tripped: bool | None = Field(
+        default=None,
+        description="true when the utility guard stopped the job that forgot its samples: held-out accuracy "
+        "would have fallen more than UNLEARN_GUARD_MAX_ACC_DROP points below the parent version's, so the "
+        "request completed at the best point before that, a gentler one than the configured schedule's end "
+        "(the version's metrics list every check); null until completed"
+    )
     error: str | None = Field(description="why it failed")
     callback_url: str | None
     created_at: datetime

@@ -345,6 +345,9 @@ def read_request(session: Session, request: DeletionRequest) -> DeletionRequestR
         job_id=request.job_id,
         version=numbers.get(request.version_id) if request.version_id else None,
         version_id=request.version_id,
+        guard_tripped=versions_repo.guard_tripped(session=session, version_id=request.version_id)
+        if request.version_id is not None
+        else None,
         error=request.error,
         callback_url=request.callback_url,
         created_at=request.created_at,

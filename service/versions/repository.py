@@ -71,6 +71,12 @@ def numbers_of(*, session: Session, version_ids: Iterable[uuid.UUID | None]) -> 
     return {row.id: row.number for row in rows}
 
 
+def guard_tripped(*, session: Session, version_id: uuid.UUID) -> bool | None:
+    """Whether the utility guard stopped the job that made the version; None for the original."""
+    metrics = session.execute(select(ModelVersion.metrics).where(ModelVersion.id == version_id)).scalar_one_or_none()
+    return None if metrics is None else bool(metrics.get("guard_tripped"))
+
+
 def request_ids_by_version(*, session: Session, version_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
     """The deletion requests each version was the first to fulfil, oldest first."""
     wanted = list(version_ids)

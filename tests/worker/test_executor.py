@@ -84,6 +84,7 @@ def service_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "UNLEARN_DATABASE_URL": settings.database_url,
         "UNLEARN_DATA_ROOT": str(settings.data_root),
+        "UNLEARN_GUARD_MAX_ACC_DROP": str(settings.guard_max_acc_drop),
         "UNLEARN_STORAGE_URL": settings.storage_url,
         "UNLEARN_SIGNING_KEY_FILE": str(tmp_path / "signing_key"),
         "UNLEARN_LOG_LEVEL": "WARNING",

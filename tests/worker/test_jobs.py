@@ -16,11 +16,14 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
 
+import unlearning.tuning
 import worker.jobs
 from service.app import create_app
-from service.db import make_engine
+from service.db import make_engine, session_factory
+from service.jobs import service as jobs
 from service.settings import Settings
 from service.storage import ObjectStore, StorageError
+from service.tables import Job, JobStatus
 from tests.service import tiny
 from tests.service.factories import TenantKey, count_rows
 from unlearning.models import load_checkpoint
@@ -323,3 +326,175 @@ def test_the_executor_fails_a_job_whose_worker_died_on_every_attempt(
     assert job["status"] == "failed" and "after 3 attempts" in job["error"]
     assert _get(client, tenant, f"/v1/deletion-requests/{request['id']}")["status"] == "failed"
     assert count_rows(database_url, "forgotten_sample") == 0
+
+
+# ---- tuning, and the utility guard of every unlearning job ----
+
+
+def _tune(client: TestClient, tenant: TenantKey, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"/v1/models/{model_id}/tuning", json=body, headers=tenant.headers)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_a_tuning_job_makes_its_choice_the_models_unlearn_config_with_its_provenance(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str
+) -> None:
+    job = _tune(client, tenant, model["id"], {"lrs": [0.02, 0.001], "runs": 1})
+
+    assert _run(settings, job["id"]) == Outcome.succeeded
+
+    tuned = _get(client, tenant, f"/v1/models/{model['id']}")
+    provenance = tuned["tuning"]
+    chosen = provenance["chosen"]
+    assert chosen["lr"] in (0.001, 0.02) and chosen["step_size"] == 1
+    assert (tuned["unlearn_config"]["lr"], tuned["unlearn_config"]["step_size"]) == (chosen["lr"], chosen["step_size"])
+    # every other field is the manifest's
+    assert {k: v for k, v in tuned["unlearn_config"].items() if k != "lr"} == {
+        k: v for k, v in model["unlearn_config"].items() if k != "lr"}  # fmt: skip
+    assert provenance["job_id"] == job["id"] and provenance["procedure"] == "reference_free"
+    assert provenance["metric"] == "loss_auc_gap" and provenance["previous_config"] == model["unlearn_config"]
+    assert [(s["lr"], s["step_size"]) for s in provenance["grid"]] == [(0.001, 1), (0.02, 1)]
+    assert all(len(s["scores"]) == 1 and 0 <= s["mean_score"] <= 50 and s["seeds"] == [0] for s in provenance["grid"])
+    best = min((s for s in provenance["grid"] if s["feasible"]), key=lambda s: s["mean_score"], default=None)
+    assert best is None or best["lr"] == chosen["lr"]
+    assert (provenance["tuning_forget_size"], provenance["tuned_version"], provenance["holdout_size"]) == (20, 1, 225)
+    assert provenance["finished_at"] is not None
+    finished = _get(client, tenant, f"/v1/jobs/{job['id']}")
+    assert (finished["status"], finished["result_version"]) == ("succeeded", None)
+    (event,) = _sql(database_url, "SELECT data FROM event WHERE type = 'model.tuned'")
+    assert '"procedure":"reference_free"' in str(event["data"]).replace(" ", "").replace("'", '"')
+
+    # a later unlearning job runs with the tuned rate
+    request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+    lineage = _get(client, tenant, f"/v1/models/{model['id']}/versions/2")["lineage"]
+    assert lineage["hyper_parameters"]["lr"] == chosen["lr"]
+
+
+def test_an_unlearning_job_queued_before_the_tuning_finished_keeps_the_config_it_was_queued_with(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker.jobs, "YIELD_AFTER_S", 3600.0)  # the tuning runs to its end first
+    request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+    job = _tune(client, tenant, model["id"], {"lrs": [0.001], "runs": 1})
+    assert _run(settings, job["id"]) == Outcome.succeeded
+    assert _get(client, tenant, f"/v1/models/{model['id']}")["unlearn_config"]["lr"] == 0.001
+
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+
+    lineage = _get(client, tenant, f"/v1/models/{model['id']}/versions/2")["lineage"]
+    assert lineage["hyper_parameters"]["lr"] == 0.05  # the manifest's, frozen at enqueue
+
+
+def test_a_tuning_job_hands_its_worker_to_a_waiting_deletion_request_and_resumes_from_its_finished_runs(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[float] = []
+    real = unlearning.tuning.run_unlearning
+
+    def counting(model_in, forget, retain, cfg, **kwargs):
+        runs.append(cfg.lr)
+        return real(model_in, forget, retain, cfg, **kwargs)
+
+    monkeypatch.setattr(unlearning.tuning, "run_unlearning", counting)
+    job = _tune(client, tenant, model["id"], {"lrs": [0.01, 0.001], "runs": 1})
+    request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+
+    def arrives_after_the_first_run(session: Any, *, waited_seconds: float) -> bool:
+        # as if the request had come in once the tuning's first run was stored
+        tuning, unlearn = (session.get(Job, uuid.UUID(i)) for i in (job["id"], request["job_id"]))
+        return bool((tuning.partial or {}).get("runs")) and unlearn.status == JobStatus.queued
+
+    monkeypatch.setattr(jobs, "unlearning_waiting", arrives_after_the_first_run)
+    monkeypatch.setattr(worker.jobs, "YIELD_CHECK_S", 0.0)
+
+    assert _run(settings, job["id"]) == Outcome.yielded
+    handed_back = _get(client, tenant, f"/v1/jobs/{job['id']}")
+    assert (handed_back["status"], handed_back["attempts"]) == ("running", 0)  # the attempt is not counted
+    (released,) = _sql(database_url, "SELECT data FROM event WHERE type = 'job.released'")
+    assert "a deletion request is waiting" in str(released["data"])
+    with session_factory(database_url)() as session:
+        assert str(jobs.next_claimable(session)) == request["job_id"]  # the deletion request goes first
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+
+    assert _run(settings, job["id"]) == Outcome.succeeded
+    assert runs == [0.001, 0.01]  # the run finished before the hand-over was not run again
+    provenance = _get(client, tenant, f"/v1/models/{model['id']}")["tuning"]
+    assert [s["lr"] for s in provenance["grid"]] == [0.001, 0.01] and provenance["tuned_version"] == 1
+
+
+def test_the_tuning_subset_leaves_out_every_sample_forgotten_and_stays_out_of_the_remaining_data(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = tiny.submit(client, tenant, model["id"], IDS[:30]).json()
+    assert _run(settings, request["job_id"]) == Outcome.succeeded
+    seen: list[tuple[set[str], set[str]]] = []
+    real = worker.jobs.tune_reference_free
+
+    def spy(model_in, base, lrs, step_sizes, *, forget, retain, holdout, **kwargs):
+        seen.append((set(forget.ids.tolist()), set(retain.ids.tolist())))
+        return real(model_in, base, lrs, step_sizes, forget=forget, retain=retain, holdout=holdout, **kwargs)
+
+    monkeypatch.setattr(worker.jobs, "tune_reference_free", spy)
+    job = _tune(client, tenant, model["id"], {"lrs": [0.01], "runs": 1, "forget_size": 25})
+    assert _run(settings, job["id"]) == Outcome.succeeded
+
+    ((forget, retain),) = seen
+    assert len(forget) == 25 and not forget & set(IDS[:30]) and not retain & set(IDS[:30]) and not forget & retain
+    assert len(retain) == tiny.N_TRAIN - 30 - 25
+    assert _get(client, tenant, f"/v1/models/{model['id']}")["tuning"]["tuned_version"] == 2
+
+
+def test_the_papers_procedure_tunes_against_a_model_retrained_without_the_tuning_subset(
+    client: TestClient, tenant: TenantKey, data_root: Path, settings: Settings
+) -> None:
+    recipe = {"epochs": 3, "lr": 0.05, "batch_size": 32, "augment": {"crop_padding": 0, "hflip": False}}
+    model = tiny.register_model(client, tenant, data_root, unlearn_config={**tiny.UNLEARN, "recipe": recipe})
+    job = _tune(client, tenant, model["id"], {"procedure": "retrain", "lrs": [0.02, 0.001], "runs": 1})
+
+    assert _run(settings, job["id"]) == Outcome.succeeded
+
+    provenance = _get(client, tenant, f"/v1/models/{model['id']}")["tuning"]
+    assert (provenance["procedure"], provenance["metric"]) == ("retrain", "avg_gap_mis")
+    assert {"test_acc", "mis", "forget_acc"} <= set(provenance["reference"])
+    assert all(s["mean_score"] >= 0 for s in provenance["grid"])
+
+
+def test_an_unlearning_job_without_a_stopping_rule_runs_under_the_utility_guard_of_the_settings(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings
+) -> None:
+    lenient = settings.model_copy(update={"guard_max_acc_drop": 100.0})  # a guard that never trips
+    request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+    assert tiny.UNLEARN.get("stop") is None
+
+    assert _run(lenient, request["job_id"]) == Outcome.succeeded
+
+    version = _get(client, tenant, f"/v1/models/{model['id']}/versions/2")
+    stop = version["lineage"]["hyper_parameters"]["stop"]
+    assert (stop["tolerance"], stop["max_acc_drop"]) == (None, 100.0)  # guard only, no AUC criterion
+    metrics = version["metrics"]
+    assert len(metrics["stop_checks"]) == 2 * 2 and metrics["epochs_run"] == 2  # two checks an epoch, every epoch
+    assert metrics["parent_holdout_acc"] is not None and metrics["guard_tripped"] is False
+    assert _get(client, tenant, f"/v1/deletion-requests/{request['id']}")["guard_tripped"] is False
+
+
+def test_a_tripped_guard_completes_the_request_at_a_gentler_point_and_says_so(
+    client: TestClient, tenant: TenantKey, data_root: Path, settings: Settings, database_url: str
+) -> None:
+    # gradient ascent at a high rate wrecks held-out accuracy at once; no loss of accuracy is allowed
+    harsh = {**tiny.UNLEARN, "method": "ga", "lr": 0.5}
+    model = tiny.register_model(client, tenant, data_root, unlearn_config=harsh)
+    strict = settings.model_copy(update={"guard_max_acc_drop": 0.0})
+    request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+
+    assert _run(strict, request["job_id"]) == Outcome.succeeded
+
+    metrics = _get(client, tenant, f"/v1/models/{model['id']}/versions/2")["metrics"]
+    assert metrics["guard_tripped"] is True and metrics["stop_point"] < len(metrics["stop_checks"]) - 1
+    assert not metrics["stop_checks"][-1]["passes"]
+    answer = _get(client, tenant, f"/v1/deletion-requests/{request['id']}")
+    assert (answer["status"], answer["guard_tripped"]) == ("completed", True)
+    (completed,) = _sql(database_url, "SELECT data FROM event WHERE type = 'deletion_request.completed'")
+    assert "guard_tripped" in str(completed["data"])
