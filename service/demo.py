@@ -5,6 +5,10 @@ Fashion-MNIST (Debian's dataset-fashion-mnist, in settings.demo_fashion_mnist_di
 on the machine, scikit-learn's bundled digits otherwise; nothing is downloaded. The model is trained here, on
 this machine's CPU, in about a minute, and registered through the same service functions the API calls.
 
+Once registered, the model gets one tuning job (the service's default procedure and grid), which the
+worker runs in the background: the API answers /healthz at once, and later unlearning jobs use the rate
+and schedule it chose.
+
 Every step looks for what an earlier start made before doing it, so a first start that was interrupted (or
 a ledger that lost its demo) is completed by the next one; demo.json is written last, and only once the
 ledger holds the whole demo.
@@ -30,12 +34,13 @@ from service.datasets.schemas import DatasetCreate
 from service.datasets.service import register_dataset
 from service.db import session_factory
 from service.errors import Unauthorized
+from service.jobs import repository as jobs_repo
 from service.models import repository as models_repo
 from service.models.datasets import absolute_spec
-from service.models.service import register_model
+from service.models.service import register_model, request_tuning
 from service.models.upload import ModelUpload
 from service.settings import Settings
-from service.tables import Dataset, Model
+from service.tables import Dataset, JobKind, Model
 from service.tenants import repository as tenants_repo
 from service.tenants.service import CLI_ACTOR, Principal, authenticate, create_tenant, issue_key
 
@@ -82,6 +87,7 @@ def ensure_demo(settings: Settings, *, log: Callable[[str], object] = print) -> 
         model = models_repo.get_model_by_name(session=session, tenant_id=principal.tenant_id, name=DEMO_MODEL)
         dataset = _dataset_of(session, principal, model) if model is not None else None
     if model is not None and dataset is not None and _recorded(info_path) == (str(dataset.id), str(model.id)):
+        _ensure_tuning(factory, principal, model, log)  # a demo made before tuning jobs existed gets one too
         return Demo(key_path, str(dataset.id), str(model.id))  # a later start: complete already
 
     if model is None:
@@ -116,6 +122,7 @@ def ensure_demo(settings: Settings, *, log: Callable[[str], object] = print) -> 
             session.commit()
 
     assert dataset is not None  # a model row always references its dataset (foreign key)
+    _ensure_tuning(factory, principal, model, log)
     _write_atomically(info_path, json.dumps(_info(dataset, model), indent=2) + "\n")
     log(f"demo: tenant '{DEMO_TENANT}', dataset {dataset.id}, model {model.id}; admin key in {key_path}, "
         f"sample IDs in {info_path}")  # fmt: skip
@@ -142,6 +149,22 @@ def _principal(factory: sessionmaker[Session], key_path: Path, log: Callable[[st
             issued = issue_key(session, tenant_id=tenant.id, name="demo admin key", scopes=["admin"], actor=CLI_ACTOR)
         _write_atomically(key_path, issued.key + "\n")
         return Principal(tenant_id=tenant.id, api_key_id=issued.api_key.id, scopes=frozenset({"admin"}))
+
+
+def _ensure_tuning(factory: sessionmaker[Session], principal: Principal, model: Model,
+                   log: Callable[[str], object]) -> None:  # fmt: skip
+    """Queue the demo model's tuning job, unless it was ever tuned or given one (a failed one is not retried
+    on every start: POST /v1/models/{id}/tuning does that). Queuing takes milliseconds; the job runs in the
+    background, and deletion requests sent before it finishes use the manifest's config."""
+    with factory() as session, session.begin():
+        fresh = models_repo.get_model(session=session, tenant_id=principal.tenant_id, model_id=model.id)
+        if fresh is None or fresh.tuning is not None:
+            return
+        if jobs_repo.has_job(session=session, model_id=model.id, kind=JobKind.tuning):
+            return
+        job = request_tuning(session, principal=principal, model_id=model.id, body=None)
+    log(f"demo: queued job {job.id} to tune the model's learning rate and schedule in the background "
+        f"(GET /v1/jobs/{job.id}); later unlearning jobs use its choice")  # fmt: skip
 
 
 def _dataset_of(session: Session, principal: Principal, model: Model) -> Dataset | None:

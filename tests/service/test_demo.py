@@ -9,14 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
+from sqlalchemy import text
 
 import service.demo
-from service.db import dispose_engines, migrate, session_factory
+from service.db import dispose_engines, make_engine, migrate, session_factory
 from service.demo import ensure_demo
 from service.settings import Settings
 from service.tenants.service import authenticate
@@ -110,4 +112,59 @@ def test_an_interrupted_first_start_is_completed_by_the_next_without_training_tw
         principal = authenticate(session, key=(tmp_path / "var" / "demo-api-key").read_text().strip())
     assert principal.allows("admin")
     assert count_rows(settings.database_url, "tenant") == 1 and count_rows(settings.database_url, "model") == 1
+    dispose_engines()
+
+
+def _untrained(data: object, arch: dict, augment: dict) -> bytes:
+    """The demo's checkpoint without the minute of training: the tests below only look at the ledger."""
+    from unlearning.models import build_model, checkpoint_bytes
+    from unlearning.specs import ArchSpec, TrainConfig
+
+    torch.manual_seed(0)
+    return checkpoint_bytes(build_model(ArchSpec(**arch)), TrainConfig(), {"demo": True})
+
+
+def _tuning_jobs(database_url: str) -> list[dict[str, object]]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT model_id, status FROM job WHERE kind = 'tuning'")).mappings()
+            return [dict(row) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def test_the_first_start_queues_one_tuning_job_for_the_demo_model_and_later_starts_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(home=tmp_path / "var", demo_fashion_mnist_dir=tmp_path / "no-fashion-mnist")
+    migrate(settings.database_url)
+    monkeypatch.setattr(service.demo, "_train", _untrained)
+    messages: list[str] = []
+
+    demo = ensure_demo(settings, log=messages.append)
+
+    (job,) = _tuning_jobs(settings.database_url)
+    assert str(uuid.UUID(str(job["model_id"]))) == demo.model_id and job["status"] == "queued"  # not run here
+    assert any("tune" in message for message in messages)
+    assert ensure_demo(settings, log=lambda _: None) == demo
+    assert len(_tuning_jobs(settings.database_url)) == 1  # the job exists (whatever its state): not queued again
+    dispose_engines()
+
+
+def test_a_demo_made_before_tuning_existed_gets_its_tuning_job_on_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(home=tmp_path / "var", demo_fashion_mnist_dir=tmp_path / "no-fashion-mnist")
+    migrate(settings.database_url)
+    monkeypatch.setattr(service.demo, "_train", _untrained)
+    real = service.demo._ensure_tuning
+    monkeypatch.setattr(service.demo, "_ensure_tuning", lambda *args: None)
+    ensure_demo(settings, log=lambda _: None)  # complete, demo.json written, no tuning job
+    assert _tuning_jobs(settings.database_url) == []
+
+    monkeypatch.setattr(service.demo, "_ensure_tuning", real)
+    ensure_demo(settings, log=lambda _: None)
+
+    assert len(_tuning_jobs(settings.database_url)) == 1
     dispose_engines()
