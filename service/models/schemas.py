@@ -86,7 +86,7 @@ class TuningCreate(BaseModel):
     )
     lrs: list[LearningRate] | None = Field(
         default=None, min_length=1, max_length=8,
-        description="learning rates to try; omitted = the model's lr x 0.1, 0.2, 0.5 and 1",
+        description="learning rates to try; omitted = the model's lr x 0.1, 0.2, 0.5, 1 and 2",
     )  # fmt: skip
     step_sizes: list[StepSize] | None = Field(
         default=None, min_length=1, max_length=4,
@@ -108,7 +108,7 @@ class TuningCreate(BaseModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> TuningCreate:
-        runs = len(self.lrs or [0] * 4) * len(self.step_sizes or [0]) * self.runs
+        runs = len(self.lrs or [0] * 5) * len(self.step_sizes or [0]) * self.runs
         if runs > MAX_TUNING_RUNS:
             raise ValueError(f"settings x runs is {runs}; a tuning job does at most {MAX_TUNING_RUNS} runs")
         return self

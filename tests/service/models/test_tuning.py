@@ -39,9 +39,9 @@ def test_tuning_is_queued_as_a_job_of_its_own_with_the_default_grid_around_the_m
     assert (job["kind"], job["status"], job["model_id"]) == ("tuning", "queued", model["id"])
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
     config = _job_config(database_url, job["id"])
-    # the reference-free rule by default; the model's lr 0.05 x 0.1, 0.2, 0.5, 1; 1% of 300 is below the floor
+    # the reference-free rule by default; the model's lr 0.05 x 0.1, 0.2, 0.5, 1, 2; 1% of 300 is below the floor
     assert (config["procedure"], config["step_sizes"]) == ("reference_free", [1])
-    assert config["lrs"] == [0.005, 0.01, 0.025, 0.05]
+    assert config["lrs"] == [0.005, 0.01, 0.025, 0.05, 0.1]
     assert (config["forget_size"], config["runs"]) == (20, 2)
     assert config["unlearn_config"] == model["unlearn_config"]  # frozen at enqueue
     assert client.get(f"/v1/models/{model['id']}", headers=tenant.headers).json()["tuning"] is None
