@@ -57,6 +57,7 @@ from unlearning.specs import (
     from_dict,
     to_dict,
 )
+from unlearning.stopping import PARENT
 from unlearning.successive import remaining
 from unlearning.train import seeded_generator, train_model
 from unlearning.tuning import (
@@ -407,6 +408,11 @@ def _with_eps(cfg: UnlearnConfig, parent: VersionRef, model: nn.Module, forget: 
     return replace(cfg, attack=replace(cfg.attack, eps_init=float(inherited)))
 
 
+def _nothing_kept(result) -> bool:
+    """The guard tripped before any check passed, so the run handed back its parent's weights."""
+    return bool(result.guard_tripped) and result.stop_point == PARENT
+
+
 def _guarded(cfg: UnlearnConfig, max_acc_drop: float) -> UnlearnConfig:
     """The config with the utility guard: a config without a stopping rule runs every epoch, with a guard-only
     rule (no AUC criterion) that stops it once held-out accuracy falls more than `max_acc_drop` points
@@ -448,10 +454,21 @@ def _run_unlearn(
     # waiting: training on them again would work against their deletion.
     rest = remaining(data.train, plan.claimed_ids)
     started = time.perf_counter()
-    result = run_unlearning(
-        parent, forget, rest if cfg.retain_access else None, cfg, holdout=data.test.subset(holdout_pos),
-        progress=progress,
-    )  # fmt: skip
+    holdout = data.test.subset(holdout_pos)
+    result = run_unlearning(parent, forget, rest if cfg.retain_access else None, cfg, holdout=holdout,
+                            progress=progress)  # fmt: skip
+    if _nothing_kept(result):
+        # no point of the run stayed within the guard, so it returned the parent: nothing was forgotten.
+        # Once more at half the rate; a second miss fails the job rather than calling the parent "unlearned".
+        first_lr, cfg = cfg.lr, replace(cfg, lr=cfg.lr / 2)
+        result = run_unlearning(parent, forget, rest if cfg.retain_access else None, cfg, holdout=holdout,
+                                progress=progress)  # fmt: skip
+        if _nothing_kept(result):
+            raise JobError(
+                f"the utility guard stopped unlearning at lr {first_lr:g} and again at {cfg.lr:g} before any point "
+                f"kept held-out accuracy within {cfg.stop.max_acc_drop:g} points of the parent's "
+                f"({result.parent_holdout_acc:.2f}%): nothing was forgotten; tune the model "
+                "(POST /v1/models/{id}/tuning) or lower its unlearn_config.lr, then send the request again")
     compute_seconds = time.perf_counter() - started
     version_number = plan.parent.number + 1
     lineage = {
