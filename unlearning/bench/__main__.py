@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train every model in this run, so every retrain time is measured now")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     parser.add_argument("--section", choices=("all",) + SECTIONS, default="all",
-                        help="table: 10%% forgetting, tuning and the radius study; stream: the successive small "
-                             "requests; all: both (default)")
+                        help="tune: the radius study and every setting's schedule; table: 10%% forgetting per "
+                             "seed (needs tune's results); stream: the successive small requests; all: the three "
+                             "in order (default)")
     args = parser.parse_args(argv)
 
     profile = PROFILES[args.profile]
@@ -85,19 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         # fixed input shapes throughout: let cuDNN pick the fastest convolution algorithms once
         torch.backends.cudnn.benchmark = True
-    # a stream run alone uses the starting-radius rule the table's radius study chose, when it has run
-    # (or, while a table run is still going, has got that far)
-    attack = None
-    if "table" not in sections:
-        for name in (f"{profile.name}.table.json", f"{profile.name}.table.partial.json"):
+    # a table or stream run on its own takes what the tune section chose (while a tune run is still
+    # going, its partial results already hold the radius study's choice)
+    earlier: dict = {}
+    if "tune" not in sections:
+        for name in (f"{profile.name}.tune.json", f"{profile.name}.tune.partial.json"):
             if (args.out / name).exists():
-                attack = json.loads((args.out / name).read_text()).get("attack")
-                if attack:
-                    log(f"starting radius from {name}: rule {attack['eps_rule']}, eps_init {attack['eps_init']:.4g}")
+                found = json.loads((args.out / name).read_text())
+                earlier = {k: found[k] for k in ("attack", "tuning") if found.get(k)}
+                if earlier:
+                    log(f"tuning results from {name}: {', '.join(earlier)}")
                     break
     bench = Bench(profile, device=str(device), cache_dir=None if args.no_cache else args.cache,
                   progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log,
-                  snapshot=snapshot, attack=attack)
+                  snapshot=snapshot, earlier=earlier)
     try:
         out = bench.run(sections)
     except (FileNotFoundError, ValueError) as exc:
@@ -107,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = {"machine": machine(device), "command": command, "seconds": out["total_seconds"]}
     for section in sections:
         raw = {**_without_panels(out), **stamp, "section": section}
-        if section != "table":
-            raw = {k: v for k, v in raw.items() if k not in TABLE_KEYS}
-        if section != "stream":
-            raw = {k: v for k, v in raw.items() if k not in STREAM_KEYS}
+        raw = {k: v for k, v in raw.items() if _OWNER.get(k, section) == section}
         (args.out / f"{profile.name}.{section}.json").write_text(report.to_json(raw))
     if "panels" in out:
         report.save_panels(out["panels"], args.out / f"{profile.name}.panels.npz")
@@ -121,8 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-TABLE_KEYS = ("attack", "tuning", "runs", "retrain_vs_retrain_runs")
-STREAM_KEYS = ("stream_tuning", "stream_runs")
+# the keys each section's file holds; the rest (the original's figures, machine, command) every file has
+SECTION_KEYS = {
+    "tune": ("attack", "tuning"),
+    "table": ("runs", "retrain_vs_retrain_runs"),
+    "stream": ("stream_tuning", "stream_runs"),
+}
+_OWNER = {key: section for section, keys in SECTION_KEYS.items() for key in keys}
 
 
 def _without_panels(out: dict) -> dict:

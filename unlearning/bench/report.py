@@ -157,11 +157,11 @@ def setting_name(row: dict[str, Any]) -> str:
 def merge(profile, out_dir: Path) -> dict[str, Any]:
     """The profile's result from every section file in `out_dir` (<profile>.<section>.json, and the loop
     benchmark's <profile>.loop.json when present)."""
-    parts = {name: json.loads(path.read_text()) for name in ("table", "stream")
+    parts = {name: json.loads(path.read_text()) for name in ("tune", "table", "stream")
              if (path := out_dir / f"{profile.name}.{name}.json").exists()}
     if not parts:
         raise FileNotFoundError(f"no section results for profile {profile.name!r} in {out_dir}")
-    table, stream = parts.get("table", {}), parts.get("stream", {})
+    tune, table, stream = parts.get("tune", {}), parts.get("table", {}), parts.get("stream", {})
     first = next(iter(parts.values()))
     runs = table.get("runs", [])
     result: dict[str, Any] = {
@@ -176,8 +176,8 @@ def merge(profile, out_dir: Path) -> dict[str, Any]:
         "rows": fold(runs),
         "retrain_vs_retrain": retrain_vs_retrain(table.get("retrain_vs_retrain_runs", [])),
         "paired": paired(runs),
-        "attack": table.get("attack"),
-        "tuning": table.get("tuning"),
+        "attack": tune.get("attack"),
+        "tuning": tune.get("tuning"),
         "stream": fold_stream(stream.get("stream_runs", [])),
         "successive": fold_requests(stream.get("stream_runs", [])),
         "stream_tuning": stream.get("stream_tuning"),

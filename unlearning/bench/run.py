@@ -43,7 +43,7 @@ from unlearning.train import seeded_generator, train_model
 from unlearning.tuning import tune_schedule
 
 ProgressFactory = Callable[[str], Progress | None]
-SECTIONS = ("table", "stream")
+SECTIONS = ("tune", "table", "stream")
 
 
 @dataclass
@@ -56,10 +56,11 @@ class Trained:
 class Bench:
     def __init__(self, profile: Profile, *, device: str, cache_dir: Path | None, progress: ProgressFactory,
                  log: Callable[[str], None], snapshot: Callable[[dict[str, Any]], None] | None = None,
-                 attack: dict[str, Any] | None = None) -> None:
+                 earlier: dict[str, Any] | None = None) -> None:
         self.p = profile
-        # the attack settings chosen by an earlier table run's radius study (for a stream run on its own)
-        self.attack_choice = attack
+        # what an earlier tune run chose ("attack": the radius study, "tuning": the schedules), for a table
+        # or stream run on its own
+        self.earlier = earlier or {}
         # called with the results so far after each seed, so a run cut short still leaves its measurements
         self.snapshot = snapshot
         self.device = torch.device(device)
@@ -145,21 +146,32 @@ class Bench:
             if self.snapshot:
                 self.snapshot(out)
 
+        if "tune" in sections:
+            self.base = self.p.unlearn
+            out["attack"] = self.radius_study()
+            snap()  # a stream run started meanwhile reads the radius choice from the partial results
+            self.base = self.base_from(out["attack"])
+            out["tuning"] = self.tune()
+            snap()
+        else:
+            self.base = self.base_from(self.earlier.get("attack"))
+        self.tuning = out.get("tuning") or self.earlier.get("tuning")
         if "table" in sections:
-            out.update(self.table(snap, out))
+            if self.tuning is None:
+                raise ValueError("the table needs tuned schedules: run --section tune first (it writes "
+                                 f"{self.p.name}.tune.json)")
+            self.table(snap, out)
         if "stream" in sections:
             out.update(stream.section(self, snap, out))
         out["total_seconds"] = time.perf_counter() - started
         return out
 
-    def stream_base(self) -> UnlearnConfig:
-        """The config the stream starts from: the table's choice of starting radius when there is one, else
-        the profile's attack with eps_init calibrated once on T by its rule (never per request)."""
-        if hasattr(self, "base"):
-            return self.base
+    def base_from(self, attack_choice: dict[str, Any] | None) -> UnlearnConfig:
+        """The profile's unlearning config with the radius study's choice of starting radius; without one,
+        eps_init is calibrated once on T by the profile's rule (never per request)."""
         attack = self.p.unlearn.attack
-        if self.attack_choice is not None:
-            c = self.attack_choice
+        if attack_choice is not None:
+            c = attack_choice
             attack = dataclasses.replace(attack, eps_rule=c["eps_rule"], eps_init=c["eps_init"],
                                          include_misclassified=c["include_misclassified"])
         elif attack.eps_init is None:
@@ -184,16 +196,10 @@ class Bench:
     # ---- the 10% table ----
 
     def table(self, snap: Callable[[], None], out: dict[str, Any]) -> dict[str, Any]:
-        self.base = self.p.unlearn
-        out["attack"] = self.radius_study()
-        snap()  # a stream section started meanwhile reads the radius choice from the partial results
-        self.base = dataclasses.replace(self.base, attack=dataclasses.replace(
-            self.base.attack, eps_init=out["attack"]["eps_init"]))
-        self.tuning = out["tuning"] = self.tune()
+        """Every setting per seed at 10% forgetting, written into `out` as it goes (snapshots see it)."""
         n_forget = round(self.p.forget_fraction * len(self.data.train))
-        out["runs"] = runs = []
-        out["retrain_vs_retrain_runs"] = pairs = []
-        out["panels"] = panels = {}
+        runs, pairs, panels = out.setdefault("runs", []), out.setdefault("retrain_vs_retrain_runs", []), {}
+        out["panels"] = panels
         for seed in self.p.seeds:
             forget_ids = np.random.default_rng(seed).permutation(self.pool)[:n_forget]
             rows, pair = self.forget_once(self.original, forget_ids, seed, panels)

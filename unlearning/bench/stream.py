@@ -105,7 +105,6 @@ def tune_streams(bench: Bench, settings: list[tuple[str, str, UnlearnConfig]]) -
 
 def section(bench: Bench, snap, out: dict[str, Any]) -> dict[str, Any]:
     """The stream section: tune every stream setting, then run each seed's stream."""
-    bench.base = bench.stream_base()
     settings = stream_settings(bench)
     out["stream_tuning"] = tune_streams(bench, settings)
     tuned = [(mode, key, dataclasses.replace(cfg, lr=out["stream_tuning"]["schedule"][key]["lr"],

@@ -90,12 +90,19 @@ def test_a_section_run_alone_merges_with_the_other_sections_results(smoke, tmp_p
     out, result = smoke
     copy = tmp_path / "results"
     copy.mkdir()
-    for name in ("smoke.table.json", "smoke.panels.npz"):
+    for name in ("smoke.tune.json", "smoke.table.json", "smoke.panels.npz"):
         (copy / name).write_bytes((out / name).read_bytes())
     cache = tmp_path / "cache"
     assert main(["--profile", "smoke", "--section", "stream", "--out", str(copy), "--cache", str(cache),
                  "--quiet"]) == 0
     merged = json.loads((copy / "smoke.json").read_text())
     assert merged["rows"] == result["rows"]  # the table's results, kept from its own file
-    assert merged["stream"] and set(merged["sections"]) == {"table", "stream"}
+    assert merged["stream"] and set(merged["sections"]) == {"tune", "table", "stream"}
+    assert merged["tuning"] == result["tuning"]
     assert (copy / "smoke-stream.png").exists() and (copy / "smoke-gaps.png").exists()
+
+
+def test_the_table_alone_refuses_to_run_without_tuned_schedules(tmp_path, capsys):
+    assert main(["--profile", "smoke", "--section", "table", "--out", str(tmp_path), "--cache",
+                 str(tmp_path / "cache"), "--quiet"]) == 1
+    assert "run --section tune first" in capsys.readouterr().err
