@@ -27,11 +27,8 @@ from tests.service.factories import TenantKey, make_tenant
 warnings.filterwarnings("ignore", message=".*install `httpx2`.*")
 from fastapi.testclient import TestClient  # noqa: E402
 
-# The tiny test model's held-out half has 225 samples (one is 0.44 points), and its jobs at lr 0.05 dip by up
-# to 6 points mid-run before they recover: at the service's 1-point default the guard would hand back the
-# parent from nearly every job. The tests run it at a margin that catches a collapse; tests/worker/test_jobs.py
-# tests the guard itself at 0 and at 100 points.
-TINY_GUARD_MAX_ACC_DROP = 10.0
+from tests.service import tiny  # noqa: E402
+
 POSTGRES_URL = os.environ.get("UNLEARN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -102,7 +99,7 @@ def data_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(database_url: str, data_root: Path, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, data_root=data_root, storage_url=str(tmp_path / "checkpoints"),
-                    guard_max_acc_drop=TINY_GUARD_MAX_ACC_DROP)  # fmt: skip
+                    guard_max_acc_drop=tiny.GUARD_MAX_ACC_DROP)  # fmt: skip
 
 
 @pytest.fixture

@@ -78,9 +78,11 @@ def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
         storage_url=str(tmp_path / "checkpoints"),
         signing_key=base64.b64encode(b"f" * 32).decode(),
         log_level="WARNING",
+        guard_max_acc_drop=tiny.GUARD_MAX_ACC_DROP,
     )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("UNLEARN_")},
+        "UNLEARN_GUARD_MAX_ACC_DROP": str(settings.guard_max_acc_drop),
         "UNLEARN_DATABASE_URL": settings.database_url,
         "UNLEARN_DATA_ROOT": str(settings.data_root),
         "UNLEARN_STORAGE_URL": settings.storage_url,

@@ -29,6 +29,7 @@ from service.app import create_app
 from service.db import dispose_engines
 from service.jobs import dispatch
 from service.settings import Settings
+from tests.service import tiny
 from tests.service.conftest import _postgres_url
 from tests.service.factories import TenantKey, make_tenant
 from tests.service.tiny import UNLEARN, register_model, sample_id, submit
@@ -165,6 +166,8 @@ def cluster(postgres_template: str, postgres_admin: Engine, tmp_path: Path) -> I
         "UNLEARN_ALLOW_PRIVATE_CALLBACKS": "true",  # the callback receiver listens on loopback
         "UNLEARN_LOG_LEVEL": "INFO",
         "OMP_NUM_THREADS": "1",  # several torch processes share two cores
+        # the faults must land mid-job: jobs run their whole length, never stopped early by the guard
+        "UNLEARN_GUARD_MAX_ACC_DROP": str(tiny.NO_GUARD),
     }
     settings = Settings(
         database_url=database_url,

@@ -51,6 +51,7 @@ def service(home: Path, tmp_path: Path) -> Iterator[tuple[Proc, str]]:
         **{k: v for k, v in os.environ.items() if not k.startswith("UNLEARN_")},
         "UNLEARN_HOME": str(home),
         "UNLEARN_LEASE_SECONDS": "600",
+        "UNLEARN_GUARD_MAX_ACC_DROP": str(tiny.NO_GUARD),  # the kill must land mid-job: no early stop
         "UNLEARN_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": "1",  # two busy cores: one intra-op thread per process
     }
