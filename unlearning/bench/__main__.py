@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true",
                         help="train every model in this run, so every retrain time is measured now")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="tune everything again, even what an interrupted run's partial file holds")
     parser.add_argument("--section", choices=("all",) + SECTIONS, default="all",
                         help="tune: the radius study and every setting's schedule; table: 10%% forgetting per "
                              "seed (needs tune's results); stream: the successive small requests; all: the three "
@@ -97,9 +99,17 @@ def main(argv: list[str] | None = None) -> int:
                 if earlier:
                     log(f"tuning results from {name}: {', '.join(earlier)}")
                     break
+    # a tune run picks up where an interrupted one of the same profile stopped (its partial file)
+    resume: dict = {}
+    if "tune" in sections and partial.exists() and not args.no_resume:
+        found = json.loads(partial.read_text())
+        resume = {k: found[k] for k in ("attack", "tuning") if found.get(k)}
+        if resume:
+            log(f"resuming from {partial.name}: {', '.join(resume)}"
+                + (f" ({len(resume['tuning']['schedule'])} settings tuned)" if "tuning" in resume else ""))
     bench = Bench(profile, device=str(device), cache_dir=None if args.no_cache else args.cache,
                   progress=(lambda label: None) if args.quiet else (lambda label: TerminalBar(label)), log=log,
-                  snapshot=snapshot, earlier=earlier)
+                  snapshot=snapshot, earlier=earlier, resume=resume)
     try:
         out = bench.run(sections)
     except (FileNotFoundError, ValueError) as exc:

@@ -56,11 +56,13 @@ class Trained:
 class Bench:
     def __init__(self, profile: Profile, *, device: str, cache_dir: Path | None, progress: ProgressFactory,
                  log: Callable[[str], None], snapshot: Callable[[dict[str, Any]], None] | None = None,
-                 earlier: dict[str, Any] | None = None) -> None:
+                 earlier: dict[str, Any] | None = None, resume: dict[str, Any] | None = None) -> None:
         self.p = profile
         # what an earlier tune run chose ("attack": the radius study, "tuning": the schedules), for a table
         # or stream run on its own
         self.earlier = earlier or {}
+        # what an interrupted tune run of this profile finished (its partial file): kept, not run again
+        self.resume = resume or {}
         # called with the results so far after each seed, so a run cut short still leaves its measurements
         self.snapshot = snapshot
         self.device = torch.device(device)
@@ -148,10 +150,15 @@ class Bench:
 
         if "tune" in sections:
             self.base = self.p.unlearn
-            out["attack"] = self.radius_study()
+            out["attack"] = self.resume.get("attack") or self.radius_study()
             snap()  # a stream run started meanwhile reads the radius choice from the partial results
             self.base = self.base_from(out["attack"])
-            out["tuning"] = self.tune()
+
+            def snap_tuning(tuning: dict[str, Any]) -> None:
+                out["tuning"] = tuning
+                snap()
+
+            out["tuning"] = self.tune(snap_tuning)
             snap()
         else:
             self.base = self.base_from(self.earlier.get("attack"))
@@ -254,13 +261,21 @@ class Bench:
                 "mean_gap_by_variant": {f"{r}/{'with' if i else 'without'}-misclassified": float(np.mean(v))
                                         for (r, i), v in by_variant.items()}}
 
-    def tune(self) -> dict[str, Any]:
+    def tune(self, snap: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Every setting's (lr, step) on T against its retrain, mean of runs, under the utility constraint;
-        SalUn's mask ratio is then searched at the chosen schedule."""
-        choices = {}
+        SalUn's mask ratio is then searched at the chosen schedule. Settings an interrupted run of the same
+        profile already tuned (self.resume) are kept, not run again; `snap` sees the result after each."""
+        done = (self.resume.get("tuning") or {}).get("schedule", {})
+        choices: dict[str, Any] = {}
+        result = {"schedule": choices, "forget_size": len(self.t_forget), "runs": self.p.tuning_runs,
+                  "max_acc_drop": self.p.max_acc_drop, "original_val_acc": self.original_val_acc}
         for key, cfg in self.settings():
             if cfg.stop is not None:
                 continue  # the "+stop" rows take their setting's tuned schedule
+            if key in done:
+                choices[key] = done[key]
+                self.log(f"tuned {key}: kept from the interrupted run (lr {done[key]['lr']}, step {done[key]['step_size']})")
+                continue
             grid = self.p.lr_grid if cfg.retain_access else self.p.lr_grid_no_retain
             choice = tune_schedule(self.original, cfg, list(grid), list(self.p.step_grid), forget=self.t_forget,
                                    retain=self.t_retain, retain_eval=self.t_retain_eval, test=self.val,
@@ -276,8 +291,9 @@ class Bench:
             self.log(f"tuned {key}: lr {choice.lr}, step {choice.step_size}, ratio {entry['salun_ratio']} "
                      f"({'' if choice.constraint_met else 'utility constraint NOT met; '}"
                      f"grid {[(g.lr, g.step_size, None if g.mean_gap_mis is None else round(g.mean_gap_mis, 2)) for g in choice.grid]})")
-        return {"schedule": choices, "forget_size": len(self.t_forget), "runs": self.p.tuning_runs,
-                "max_acc_drop": self.p.max_acc_drop, "original_val_acc": self.original_val_acc}
+            if snap is not None:
+                snap(result)
+        return result
 
     def tune_ratio(self, cfg: UnlearnConfig, key: str) -> tuple[float, list[dict[str, Any]]]:
         grid = []

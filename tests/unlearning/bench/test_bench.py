@@ -106,3 +106,20 @@ def test_the_table_alone_refuses_to_run_without_tuned_schedules(tmp_path, capsys
     assert main(["--profile", "smoke", "--section", "table", "--out", str(tmp_path), "--cache",
                  str(tmp_path / "cache"), "--quiet"]) == 1
     assert "run --section tune first" in capsys.readouterr().err
+
+
+def test_an_interrupted_tune_run_resumes_keeping_what_it_had_tuned(smoke, tmp_path, capsys):
+    out, result = smoke
+    tune = json.loads((out / "smoke.tune.json").read_text())
+    kept_key = "amun/with-DR"
+    marker = {**tune["tuning"]["schedule"][kept_key], "lr": 0.123}  # not in any grid: only a kept entry has it
+    partial = {"attack": tune["attack"], "tuning": {**tune["tuning"], "schedule": {kept_key: marker}}}
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "smoke.tune.partial.json").write_text(json.dumps(partial))
+    assert main(["--profile", "smoke", "--section", "tune", "--out", str(folder), "--cache", str(tmp_path / "c")]) == 0
+    resumed = json.loads((folder / "smoke.tune.json").read_text())
+    assert resumed["tuning"]["schedule"][kept_key]["lr"] == 0.123
+    assert set(resumed["tuning"]["schedule"]) == set(tune["tuning"]["schedule"])
+    assert not (folder / "smoke.tune.partial.json").exists()
+    assert "kept from the interrupted run" in capsys.readouterr().err
