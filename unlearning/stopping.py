@@ -70,8 +70,11 @@ class StoppingRule:
         check = Check(epoch, fraction, auc, acc, drop_ok)
         self.checks.append(check)
         if not check.passes:
-            self.guard_tripped = self.stopped = True
-            return True
+            collapsed = self.cfg.collapse_drop is not None and acc < self.parent_acc - self.cfg.collapse_drop
+            if collapsed or epoch + fraction >= self.cfg.min_epochs:
+                self.guard_tripped = self.stopped = True
+                return True
+            return False  # a dip while the rate is still high: never a point to return, not yet a reason to stop
         if self.kept == PARENT or abs(auc - 0.5) < abs(self.checks[self.kept].auc - 0.5):
             self.kept = len(self.checks) - 1
             self._best_state = copy.deepcopy(model.state_dict())
@@ -84,7 +87,10 @@ class StoppingRule:
     def restore_best(self, model: nn.Module) -> None:
         """After a stop, leave the model at the best passing point (unless it is there already).
 
-        Without a stop the run ended at its last epoch on a passing check, and the model stays as trained."""
+        A run shorter than min_epochs can end on a failing check without a stop: that trips the guard too.
+        Otherwise the run ended at its last epoch on a passing check, and the model stays as trained."""
+        if not self.stopped and self.checks and not self.checks[-1].passes:
+            self.guard_tripped = self.stopped = True
         if self.stopped and self.kept != len(self.checks) - 1:
             model.load_state_dict(self._best_state)
 

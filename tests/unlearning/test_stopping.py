@@ -81,7 +81,11 @@ def test_guard_falls_back_to_the_parent_when_no_check_passes(memorised):
     rule = StoppingRule(StopConfig(tolerance=None, max_acc_drop=0.0, checks_per_epoch=4), forget, holdout, model)
     _fit(model, [Part(forget.x, forget.y, sign=-1.0, augment=False)], lr=10.0, epochs=5, on_check=rule,
          checks_per_epoch=4)
-    assert rule.guard_tripped and len(rule.checks) == 1 and rule.returned_point() == PARENT
+    assert rule.guard_tripped and rule.returned_point() == PARENT
+    assert not any(c.passes for c in rule.checks)
+    # early in the run only a collapse stops it, at the first check that falls that far
+    assert rule.checks[-1].acc < rule.parent_acc - rule.cfg.collapse_drop
+    assert all(c.acc >= rule.parent_acc - rule.cfg.collapse_drop for c in rule.checks[:-1])
     rule.restore_best(model)
     assert _same_weights(model.state_dict(), parent.state_dict())
 
@@ -152,3 +156,36 @@ def test_an_unlearning_run_whose_guard_trips_says_so_and_keeps_held_out_accuracy
     assert acc >= result.parent_holdout_acc - 1.0
     kept = result.stop_point
     assert kept == -1 or acc == pytest.approx(result.stop_checks[kept]["acc"])
+
+
+def test_a_dip_before_min_epochs_is_not_kept_but_does_not_stop_the_run(memorised):
+    parent, forget, holdout = memorised
+    model = copy.deepcopy(parent)
+    rule = StoppingRule(StopConfig(tolerance=None, max_acc_drop=1.0, min_epochs=3, collapse_drop=None), forget,
+                        holdout, model)
+    acc = iter([80.0, 95.0, 99.5])  # a dip in epoch 1, a recovery later
+
+    def measure(m):
+        return 0.6, next(acc)
+
+    rule.measure = measure
+    rule.parent_acc = 100.0
+    assert rule(0, 1.0, model) is False  # 20 points down at epoch 1: a dip, no stop
+    assert rule(1, 1.0, model) is False and not rule.guard_tripped
+    assert rule(2, 1.0, model) is False  # 99.5 passes
+    rule.restore_best(model)
+    assert not rule.guard_tripped and rule.returned_point() == 2
+    assert [c.passes for c in rule.checks] == [False, False, True]
+
+
+def test_a_run_shorter_than_min_epochs_ending_below_the_margin_trips_the_guard_at_the_end(memorised):
+    parent, forget, holdout = memorised
+    model = copy.deepcopy(parent)
+    rule = StoppingRule(StopConfig(tolerance=None, max_acc_drop=1.0, min_epochs=3, collapse_drop=None), forget,
+                        holdout, model)
+    accs = iter([99.5, 90.0])
+    rule.measure = lambda m: (0.6, next(accs))
+    rule.parent_acc = 100.0
+    assert rule(0, 1.0, model) is False and rule(1, 1.0, model) is False
+    rule.restore_best(model)
+    assert rule.guard_tripped and rule.returned_point() == 0
