@@ -227,6 +227,11 @@ class DeletionRequest(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "idempotency_key"),
         CheckConstraint("sample_count >= 1", name="sample_count_positive"),
+        # the lists: a tenant's requests in creation order (the cursor's key), by the caller's own reference,
+        # and by deadline (what is overdue or due soon)
+        Index(None, "tenant_id", "created_at", "id"),
+        Index(None, "tenant_id", "subject_request_id"),
+        Index(None, "tenant_id", "due_at"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -236,13 +241,18 @@ class DeletionRequest(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     payload_sha256: Mapped[str] = mapped_column(String(64))  # a replayed key with another payload is a conflict
     regulation: Mapped[str | None] = mapped_column(String(32))  # e.g. "gdpr", "ccpa"
-    due_at: Mapped[datetime | None]
+    # when the controller received the data subject's request: the regulation's clock starts there, not at
+    # this service's receipt (created_at); created_at when the caller did not say
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None]  # counted from received_at
     sample_count: Mapped[int]  # distinct IDs submitted
     # of those, IDs an earlier request had already forgotten or claimed; they are not forgotten again
     already_forgotten_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[RequestStatus] = mapped_column(_str_enum(RequestStatus, "request_status"), index=True)
     error: Mapped[str | None] = mapped_column(Text)  # why it was rejected or failed, naming the IDs
     callback_url: Mapped[str | None] = mapped_column(Text)
+    # the callback target answered 410 Gone: no more deliveries to it for this request (Standard Webhooks)
+    callback_disabled_at: Mapped[datetime | None]
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("job.id"), index=True)  # the job covering it
     # the first version without its samples
     version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_version.id"))
@@ -394,6 +404,10 @@ class WebhookDelivery(Base):
         _str_enum(WebhookStatus, "webhook_status"), default=WebhookStatus.pending
     )
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None]  # the HTTP status of the last attempt; None if no answer came
+    last_attempt_at: Mapped[datetime | None]
+    # a delivery asked for again (POST .../deliveries/{id}/redeliver) is a new row naming the one it repeats
+    redelivery_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_delivery.id"))
     created_at: Mapped[datetime] = _created_at()
     delivered_at: Mapped[datetime | None]
 

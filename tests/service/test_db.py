@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from service import db
 from service.db import alembic_config, make_engine, session_factory
-from service.tables import Base, Tenant
+from service.tables import Base, DeletionRequest, Tenant
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path) -> None:
@@ -94,6 +94,38 @@ def test_the_tuning_migration_keeps_a_ledger_whose_jobs_versions_refer_to(databa
                 assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []
     finally:
         engine.dispose()
+
+
+def test_the_lookup_migration_starts_an_existing_requests_clock_at_its_creation(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.downgrade(config, "0006")
+    ids = {name: uuid.uuid4().hex for name in ("tenant", "dataset", "model", "request")}
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO tenant (id, name, created_at) VALUES (:tenant, 't', '2026-01-01')",
+                "INSERT INTO dataset (id, tenant_id, name, format, spec, retain_access, num_train, num_test, classes, "
+                "input_shape, created_at) VALUES (:dataset, :tenant, 'd', 'digits', '{}', true, 1, 1, '[]', '[]', "
+                "'2026-01-01')",
+                "INSERT INTO model (id, tenant_id, dataset_id, name, arch, method, unlearn_config, created_at) "
+                "VALUES (:model, :tenant, :dataset, 'm', '{}', 'amun', '{}', '2026-01-01')",
+                "INSERT INTO deletion_request (id, tenant_id, model_id, payload_sha256, sample_count, "
+                "already_forgotten_count, status, created_at, updated_at) VALUES (:request, :tenant, :model, 'h', 1, "
+                "0, 'completed', '2026-03-04 05:06:07+00:00', '2026-03-04 05:06:07+00:00')",
+            ):
+                conn.execute(text(statement), ids)
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "head")
+
+    factory = session_factory(database_url)
+    with factory() as session:
+        request = session.get(DeletionRequest, uuid.UUID(ids["request"]))
+        assert request is not None
+        assert request.received_at == request.created_at == datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+        assert request.callback_disabled_at is None
 
 
 def test_timestamps_come_back_timezone_aware_in_utc(database_url: str) -> None:
