@@ -7,7 +7,7 @@ continue from where they are. The whole active set moves together as one batched
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from unlearning.progress import Progress, report
 from unlearning.specs import AttackConfig
+from unlearning.train import seeded_generator
 
 
 @dataclass
@@ -136,6 +137,28 @@ def calibrate_eps(
     quantile = 0.5 if cfg.eps_rule == "median" else cfg.calibration_quantile
     # "higher": a radius some sample really needed, one of the search's ladder calibration_eps * 2^k
     return float(np.quantile(needed, quantile, method="higher")), out.passes
+
+
+def starting_radius(
+    cfg: AttackConfig,
+    inherited: float | None,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int,
+    progress: Progress | None = None,
+) -> AttackConfig:
+    """`cfg` with AMUN's starting radius fixed once for a run of requests: the config's own eps_init, else the
+    `inherited` one (an earlier version's), else calibrated now on (x, y) by cfg.eps_rule with a generator
+    seeded by `seed`. Fixing it once keeps successive runs on one radius instead of calibrating each."""
+    if cfg.eps_init is not None:
+        return cfg
+    if inherited is None:
+        report(progress, "calibrate", 0, 1)
+        inherited, _ = calibrate_eps(model, x, y, cfg, generator=seeded_generator(seed))
+        report(progress, "calibrate", 1, 1)
+    return replace(cfg, eps_init=float(inherited))
 
 
 class _Buffers:

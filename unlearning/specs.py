@@ -17,6 +17,7 @@ DATASET_FORMATS = ("idx", "cifar10", "imagefolder", "npz", "digits")
 ARCHITECTURES = ("resnet18_cifar", "small_cnn", "torchvision")
 SCHEDULES = ("step", "cosine", "constant")
 METHODS = ("retrain", "amun", "amun_salun", "ft", "rl", "ga", "bs", "l1_sparse", "salun")
+AMUN_METHODS = ("amun", "amun_salun")  # the methods that search adversarial examples from a starting radius
 
 
 class SpecError(ValueError):

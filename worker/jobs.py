@@ -41,7 +41,7 @@ from service.storage import ObjectStore, StoredObject
 from service.tables import JobKind, ModelVersion, utcnow
 from service.versions import repository as versions_repo
 from service.versions.service import code_version
-from unlearning.attack import calibrate_eps
+from unlearning.attack import starting_radius
 from unlearning.audit.evaluate import RmiaAudit, evaluate
 from unlearning.data import Dataset, load_dataset
 from unlearning.imageset import ImageSet
@@ -49,6 +49,7 @@ from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
 from unlearning.progress import Cancelled, Progress
 from unlearning.specs import (
+    AMUN_METHODS,
     ArchSpec,
     DatasetSpec,
     StopConfig,
@@ -57,9 +58,10 @@ from unlearning.specs import (
     from_dict,
     to_dict,
 )
+from unlearning.splits import holdout_split, reference_membership, reference_seed
 from unlearning.stopping import PARENT
 from unlearning.successive import remaining
-from unlearning.train import seeded_generator, train_model
+from unlearning.train import train_model
 from unlearning.tuning import (
     REFERENCE_FREE_METRIC,
     RETRAIN_METRIC,
@@ -78,7 +80,6 @@ PROGRESS_INTERVAL_S = 1.0  # progress rows are written at most this often
 YIELD_AFTER_S = 5.0
 YIELD_CHECK_S = 2.0
 MAX_ERROR_CHARS = 2000
-AMUN_METHODS = ("amun", "amun_salun")
 
 
 class Outcome(enum.StrEnum):
@@ -122,6 +123,11 @@ class VersionRef:
     sha256: str
     forgotten_count: int
     config: dict[str, Any] | None
+
+    @property
+    def eps_init(self) -> float | None:
+        """The starting radius this version's AMUN run used, which later runs inherit; None if it had none."""
+        return ((self.config or {}).get("attack") or {}).get("eps_init")
 
 
 @dataclass(frozen=True)
@@ -387,25 +393,14 @@ def _subset(train: ImageSet, ids: list[str], what: str) -> ImageSet:
         raise JobError(f"{what}: the dataset's training split no longer holds {exc.args[0]}") from None
 
 
-def _split_test(test: ImageSet) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed halves of the test split: held-out (stopping rule, RMIA population) and scored (the audit)."""
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(len(test))
-    half = len(test) // 2
-    return np.sort(order[:half]), np.sort(order[half:])
-
-
 def _with_eps(cfg: UnlearnConfig, parent: VersionRef, model: nn.Module, forget: ImageSet,
               progress: Progress) -> UnlearnConfig:  # fmt: skip
-    """AMUN's starting radius: the model config's, else the one an earlier version calibrated, else calibrated
-    now on this forget set (the paper's 95% rule) and recorded with the new version for later jobs."""
-    if cfg.method not in AMUN_METHODS or cfg.attack.eps_init is not None:
+    """AMUN's starting radius (unlearning.attack.starting_radius): the model config's, else the parent version's,
+    else calibrated now on this forget set; recorded with the new version for later jobs. Other methods use none."""
+    if cfg.method not in AMUN_METHODS:
         return cfg
-    inherited = ((parent.config or {}).get("attack") or {}).get("eps_init")
-    if inherited is None:
-        progress("calibrate", 0, 1)
-        inherited, _ = calibrate_eps(model, forget.x, forget.y, cfg.attack, generator=seeded_generator(cfg.seed))
-        progress("calibrate", 1, 1)
-    return replace(cfg, attack=replace(cfg.attack, eps_init=float(inherited)))
+    attack = starting_radius(cfg.attack, parent.eps_init, model, forget.x, forget.y, seed=cfg.seed, progress=progress)
+    return replace(cfg, attack=attack)
 
 
 def _nothing_kept(result) -> bool:
@@ -444,7 +439,7 @@ def _run_unlearn(
     if not plan.forget_ids:
         raise JobError("the job covers no samples: every request it held was cancelled")
     data = load_dataset(plan.dataset, device=device)
-    holdout_pos, scored_pos = _split_test(data.test)
+    holdout_pos, scored_pos = holdout_split(len(data.test), seed=HOLDOUT_SEED)
     parent = _load_model(store, plan.parent, device)
     original = parent if plan.original.number == plan.parent.number else _load_model(store, plan.original, device)
     forget = _subset(data.train, plan.forget_ids, "the forget set")
@@ -552,18 +547,14 @@ def _run_reference_models(
     recipe = from_dict(TrainConfig, plan.job_config["recipe"])
     train = load_dataset(plan.dataset, device=device).train
     n = len(train)
-    membership = np.zeros((k, n), dtype=bool)
-    for pair in range(k // 2):
-        half = np.random.default_rng(1000 + pair).permutation(n)[: n // 2]
-        membership[2 * pair, half] = True
-        membership[2 * pair + 1] = ~membership[2 * pair]
+    membership = reference_membership(n, k)
     stored: list[StoredObject] = []
-    for i in range(k):
-        subset = train.subset(np.flatnonzero(membership[i]))
-        trained = train_model(plan.arch, subset, replace(recipe, seed=100 + i), device=device, progress=progress,
-                              phase=f"reference {i + 1}/{k}")  # fmt: skip
+    for i, member in enumerate(membership):
+        seeded = replace(recipe, seed=reference_seed(i))
+        trained = train_model(plan.arch, train.subset(np.flatnonzero(member)), seeded, device=device,
+                              progress=progress, phase=f"reference {i + 1}/{k}")  # fmt: skip
         extra = {"model_id": str(plan.model_id), "reference": i, "of": k}
-        stored.append(store.put_bytes(checkpoint_bytes(trained.model, replace(recipe, seed=100 + i), extra=extra)))
+        stored.append(store.put_bytes(checkpoint_bytes(trained.model, seeded, extra=extra)))
     buffer = io.BytesIO()
     np.save(buffer, membership, allow_pickle=False)
     matrix = store.put_bytes(buffer.getvalue())
@@ -674,7 +665,7 @@ def _run_tuning(
     lrs, step_sizes, runs = list(spec["lrs"]), list(spec["step_sizes"]), int(spec["runs"])
     state = _TuningState(factory, plan, owner)
     data = load_dataset(plan.dataset, device=device)
-    holdout_pos, _ = _split_test(data.test)
+    holdout_pos, _ = holdout_split(len(data.test), seed=HOLDOUT_SEED)
     holdout = data.test.subset(holdout_pos)
     parent = _load_model(store, plan.parent, device)
     if "forget_ids" in state.data:  # a resumed job: the same subset, whatever was forgotten since

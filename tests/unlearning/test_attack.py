@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from unlearning.attack import calibrate_eps, closest_adversarial
+from unlearning.attack import calibrate_eps, closest_adversarial, starting_radius
 from unlearning.specs import AttackConfig, SpecError, UnlearnConfig, from_dict, to_dict
 
 
@@ -159,6 +159,46 @@ def test_fixed_rule_starts_at_the_authors_radius_without_calibrating(tiny_model,
     assert given.eps_init == pytest.approx(0.1)
     monkeypatch.undo()
     assert calibrate_eps(tiny_model, x, y, cfg) == (0.04, 0)  # callers that always calibrate get it too
+
+
+def _calibrations(monkeypatch) -> list[float]:
+    """Counts calibrate_eps's calls, made through the module as starting_radius makes them."""
+    import unlearning.attack as attack
+
+    calls, real = [], attack.calibrate_eps
+
+    def counting(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(result[0])
+        return result
+
+    monkeypatch.setattr(attack, "calibrate_eps", counting)
+    return calls
+
+
+def test_the_starting_radius_of_the_config_wins_over_an_inherited_one(tiny_model, digits, monkeypatch):
+    calls = _calibrations(monkeypatch)
+    cfg = starting_radius(AttackConfig(eps_init=0.3), 0.7, tiny_model, digits.train.x[:20], digits.train.y[:20], seed=0)
+    assert cfg.eps_init == 0.3 and calls == []
+
+
+def test_without_one_in_the_config_the_inherited_starting_radius_is_used(tiny_model, digits, monkeypatch):
+    calls, phases = _calibrations(monkeypatch), []
+    cfg = starting_radius(AttackConfig(steps=5), 0.7, tiny_model, digits.train.x[:20], digits.train.y[:20], seed=0,
+                          progress=lambda phase, done, total: phases.append(phase))
+    assert cfg.eps_init == 0.7 and calls == [] and phases == []
+
+
+def test_with_neither_the_starting_radius_is_calibrated_once_with_the_callers_seed(tiny_model, digits, monkeypatch):
+    calls, phases = _calibrations(monkeypatch), []
+    x, y = digits.train.x[:100], digits.train.y[:100]
+    attack = AttackConfig(steps=10, calibration_samples=20, calibration_eps=0.05)
+    cfg = starting_radius(attack, None, tiny_model, x, y, seed=3,
+                          progress=lambda phase, done, total: phases.append((phase, done, total)))
+    expected, _ = calibrate_eps(tiny_model, x, y, attack, generator=torch.Generator().manual_seed(3))
+    assert calls == [expected] and cfg.eps_init == expected
+    assert phases == [("calibrate", 0, 1), ("calibrate", 1, 1)]
+    assert cfg == AttackConfig(steps=10, calibration_samples=20, calibration_eps=0.05, eps_init=expected)
 
 
 def _one_clean_one_misclassified():

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
 
+import unlearning.attack
 import unlearning.tuning
 import worker.jobs
 from service.app import create_app
@@ -263,14 +264,14 @@ def test_amun_without_a_radius_calibrates_once_and_later_versions_reuse_it(
     client: TestClient, tenant: TenantKey, data_root: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[float] = []
-    real = worker.jobs.calibrate_eps
+    real = unlearning.attack.calibrate_eps
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         result = real(*args, **kwargs)
         calls.append(result[0])
         return result
 
-    monkeypatch.setattr(worker.jobs, "calibrate_eps", counting)
+    monkeypatch.setattr(unlearning.attack, "calibrate_eps", counting)
     config = {**tiny.UNLEARN, "attack": {"steps": 10, "calibration_samples": 10}}
     model = tiny.register_model(client, tenant, data_root, unlearn_config=config)
     for ids in (IDS[:5], IDS[5:10]):

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from unlearning.specs import ArchSpec, AttackConfig, AugmentSpec, DatasetSpec, StopConfig, TrainConfig, UnlearnConfig
+from unlearning.specs import (
+    AMUN_METHODS,
+    ArchSpec,
+    AttackConfig,
+    AugmentSpec,
+    DatasetSpec,
+    StopConfig,
+    TrainConfig,
+    UnlearnConfig,
+)
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist package
 BASELINES = ("ft", "rl", "ga", "bs", "l1_sparse", "salun")
-AMUN_METHODS = ("amun", "amun_salun")
 
 
 @dataclass(frozen=True)

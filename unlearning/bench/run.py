@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from unlearning.attack import calibrate_eps
+from unlearning.attack import calibrate_eps, starting_radius
 from unlearning.audit.evaluate import RmiaAudit, evaluate, gaps
 from unlearning.audit.metrics import accuracy, predict_logits
 from unlearning.bench import stream
@@ -38,12 +38,14 @@ from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
 from unlearning.progress import Progress
 from unlearning.specs import UnlearnConfig, to_dict
+from unlearning.splits import holdout_split, reference_membership, reference_seed
 from unlearning.successive import remaining
 from unlearning.train import seeded_generator, train_model
 from unlearning.tuning import tune_schedule
 
 ProgressFactory = Callable[[str], Progress | None]
 SECTIONS = ("tune", "table", "stream")
+VALIDATION_SEED = 12345  # which half of the test split is the validation half
 
 
 @dataclass
@@ -81,10 +83,8 @@ class Bench:
         if self.p.test_size is not None:
             test = stratified_subset(test, self.p.test_size, seed=0)
         # validation half: tuning, the stopping rule and RMIA's population; evaluation half: scored D_T
-        order = np.random.default_rng(12345).permutation(len(test))
-        half = len(test) // 2
         self.data = Dataset(train, test, data.classes, data.input_shape)
-        self.val_pos, self.eval_pos = np.sort(order[:half]), np.sort(order[half:])
+        self.val_pos, self.eval_pos = holdout_split(len(test), seed=VALIDATION_SEED)
         self.val, self.test_eval = test.subset(self.val_pos), test.subset(self.eval_pos)
         self.log(f"data: {len(train)} train, {len(self.val)} validation, {len(self.test_eval)} evaluation test samples")
 
@@ -105,16 +105,10 @@ class Bench:
 
     def references(self) -> RmiaAudit:
         """k reference models on complementary random halves, so every sample is OUT for exactly k/2."""
-        n, k = len(self.data.train), self.p.reference_models
-        ref_in = np.zeros((k, n), dtype=bool)
-        models = []
-        for pair in range(k // 2):
-            half = np.random.default_rng(1000 + pair).permutation(n)[: n // 2]
-            ref_in[2 * pair, half] = True
-            ref_in[2 * pair + 1] = ~ref_in[2 * pair]
-            for i in (2 * pair, 2 * pair + 1):
-                sub = self.data.train.subset(np.flatnonzero(ref_in[i]))
-                models.append(self.trained(f"reference {i + 1}/{k}", sub, seed=100 + i).model)
+        k = self.p.reference_models
+        ref_in = reference_membership(len(self.data.train), k)
+        models = [self.trained(f"reference {i + 1}/{k}", self.data.train.subset(np.flatnonzero(member)),
+                               seed=reference_seed(i)).model for i, member in enumerate(ref_in)]  # fmt: skip
         return RmiaAudit(models, ref_in, self.data.train, self.data.test, self.val_pos)
 
     def retain_eval(self, retain: ImageSet, seed: int) -> ImageSet:
@@ -175,16 +169,13 @@ class Bench:
 
     def base_from(self, attack_choice: dict[str, Any] | None) -> UnlearnConfig:
         """The profile's unlearning config with the radius study's choice of starting radius; without one,
-        eps_init is calibrated once on T by the profile's rule (never per request)."""
+        eps_init is fixed once by the service's rule (the profile's, else calibrated on T), never per request."""
         attack = self.p.unlearn.attack
         if attack_choice is not None:
             c = attack_choice
             attack = dataclasses.replace(attack, eps_rule=c["eps_rule"], eps_init=c["eps_init"],
                                          include_misclassified=c["include_misclassified"])
-        elif attack.eps_init is None:
-            eps_init, _ = calibrate_eps(self.original, self.t_forget.x, self.t_forget.y, attack,
-                                        generator=seeded_generator(0))
-            attack = dataclasses.replace(attack, eps_init=eps_init)
+        attack = starting_radius(attack, None, self.original, self.t_forget.x, self.t_forget.y, seed=0)
         return dataclasses.replace(self.p.unlearn, attack=attack)
 
     def prepare_tuning(self) -> None:
