@@ -182,8 +182,8 @@ def test_retry_while_the_first_request_is_still_being_handled_is_409(
             conn.execute(
                 text(
                     "INSERT INTO deletion_request (id, tenant_id, model_id, idempotency_key, payload_sha256, "
-                    "sample_count, already_forgotten_count, status, created_at, updated_at) VALUES "
-                    "(:id, :tenant_id, :model_id, 'in-flight', :hash, 1, 0, 'received', :now, :now)"
+                    "sample_count, already_forgotten_count, status, received_at, created_at, updated_at) VALUES "
+                    "(:id, :tenant_id, :model_id, 'in-flight', :hash, 1, 0, 'received', :now, :now, :now)"
                 ),
                 # SQLite keeps UUIDs as 32 hex digits, PostgreSQL as uuid
                 {**row, "id": uuid.uuid4().hex if engine.dialect.name == "sqlite" else uuid.uuid4(),
@@ -282,7 +282,7 @@ def test_callback_url_to_a_private_address_is_422(client: TestClient, tenant: Te
     assert response.json()["errors"][0]["pointer"] == "#/callback_url"
 
 
-def test_a_100000_id_request_is_accepted_in_about_two_seconds(
+def test_a_100000_id_request_is_accepted_and_claims_every_id(
     settings: Settings, tenant: TenantKey, data_root: Path
 ) -> None:
     n = 100_000
@@ -300,14 +300,12 @@ def test_a_100000_id_request_is_accepted_in_about_two_seconds(
         body = tiny.manifest(dataset["id"], architecture=to_dict(arch), unlearn_config={"method": "amun"})
         model = tiny.upload(client, tenant, body, weights).json()
         ids = [str(i) for i in range(n)]
-        started = time.perf_counter()
         response = tiny.submit(client, tenant, model["id"], ids)
-        elapsed = time.perf_counter() - started
-    assert response.status_code == 202, response.text
-    assert response.json()["new_sample_count"] == n
-    # about 2 s on 2 idle cores (the first request also loads the dataset's IDs); margin for a busy machine
-    print(f"accepted {n} IDs in {elapsed:.2f} s")
-    assert elapsed < 5.0, f"{elapsed:.2f} s"
+        # its time is the load test's to measure (tools' large_request_seconds), never a test's to assert
+        assert response.status_code == 202, response.text
+        assert response.json()["new_sample_count"] == n
+        again = tiny.submit(client, tenant, model["id"], ids[-3:])
+    assert again.status_code == 200 and again.json()["already_forgotten"]["count"] == 3
 
 
 def test_positional_ids_are_checked_without_loading_the_dataset(
