@@ -6,17 +6,18 @@ certificates, or they take it from `python -m service public-key`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.audits import service
 from service.audits.schemas import SigningKeyRead
 from service.deps import ReaderTenant, SettingsDep
 from service.errors import problem_responses
+from service.routing import api_router
 
-router = APIRouter(tags=["audits"], responses=problem_responses(401, 403))
+router = api_router(tags=["audits"], responses=problem_responses(401, 403))
 
 
-@router.get("/v1/signing-key", response_model=SigningKeyRead, responses=problem_responses(503))
+@router.get("/signing-key", response_model=SigningKeyRead, responses=problem_responses(503))
 def get_signing_key(principal: ReaderTenant, settings: SettingsDep, response: Response) -> SigningKeyRead:
     """The Ed25519 public key that verifies the service's certificates."""
     response.headers["Cache-Control"] = "private, max-age=300"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.callbacks.schemas import WebhookSecretRead
 from service.callbacks.signing import WebhookSecretUnavailable, format_secret, master_secret, tenant_secret
 from service.deps import AdminTenant, SettingsDep
 from service.errors import ServiceUnavailable, problem_responses
+from service.routing import api_router
 
-router = APIRouter(prefix="/v1/webhook-secret", tags=["callbacks"], responses=problem_responses(401, 403))
+router = api_router("/webhook-secret", tags=["callbacks"], responses=problem_responses(401, 403))
 
 
 @router.get("", response_model=WebhookSecretRead, responses=problem_responses(503))

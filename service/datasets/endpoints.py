@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.datasets import service
 from service.datasets.schemas import DatasetCreate, DatasetList, DatasetRead
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
 from service.pagination import PageDep
-from service.routing import JsonBodyRoute
+from service.routing import API_PREFIX, JsonBodyRoute, api_router
 
-router = APIRouter(
-    prefix="/v1/datasets", tags=["datasets"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+router = api_router(
+    "/datasets", tags=["datasets"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
 )
 
 
@@ -23,7 +23,7 @@ def register_dataset(
     body: DatasetCreate, principal: WriterTenant, session: SessionDep, settings: SettingsDep, response: Response
 ) -> DatasetRead:
     dataset = service.register_dataset(session, principal=principal, data_root=settings.data_root, body=body)
-    response.headers["Location"] = f"/v1/datasets/{dataset.id}"
+    response.headers["Location"] = f"{API_PREFIX}/datasets/{dataset.id}"
     return DatasetRead.model_validate(dataset)
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.deps import ReaderTenant, SessionDep, WriterTenant
 from service.errors import problem_responses
 from service.jobs import service
 from service.jobs.schemas import JobRead
+from service.routing import api_router
 from service.tables import JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 403))
+router = api_router("/jobs", tags=["jobs"], responses=problem_responses(401, 403))
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404, 422))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
@@ -15,10 +15,10 @@ from service.models import service
 from service.models.schemas import ModelList, ModelRead, ReferenceModelsCreate, TuningCreate
 from service.models.upload import UPLOAD_OPENAPI, ModelUploadDep
 from service.pagination import PageDep
-from service.routing import JsonBodyRoute
+from service.routing import API_PREFIX, JsonBodyRoute, api_router
 
-router = APIRouter(
-    prefix="/v1/models", tags=["models"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+router = api_router(
+    "/models", tags=["models"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
 )
 
 
@@ -35,7 +35,7 @@ def register_model(
     """Multipart: 'manifest' (JSON) and 'checkpoint' (safetensors, or a state dict loadable with
     weights_only=True). The weights must fit the declared architecture exactly; they become version 1."""
     model = service.register_model(session, principal=principal, settings=settings, upload=upload)
-    response.headers["Location"] = f"/v1/models/{model.id}"
+    response.headers["Location"] = f"{API_PREFIX}/models/{model.id}"
     return service.read_models(session, [model])[0]
 
 
@@ -61,7 +61,7 @@ def train_reference_models(
 ) -> JobRead:
     """Queue a job that trains k reference models for the RMIA audit of this model's later versions."""
     job = service.request_reference_models(session, principal=principal, model_id=model_id, body=body)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Location"] = f"{API_PREFIX}/jobs/{job.id}"
     return jobs.read_job(session, job)
 
 
@@ -88,5 +88,5 @@ def tune_model(
     the paper's procedure (the gap to a model retrained without the subset) and needs unlearn_config.recipe.
     409 while a tuning job of the model is queued or running."""
     job = service.request_tuning(session, principal=principal, model_id=model_id, body=body)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Location"] = f"{API_PREFIX}/jobs/{job.id}"
     return jobs.read_job(session, job)

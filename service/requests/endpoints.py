@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import Header
 from fastapi.responses import JSONResponse
 
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
@@ -18,13 +18,13 @@ from service.requests.schemas import (
     RequestEventList,
     RequestEventRead,
 )
-from service.routing import JsonBodyRoute
+from service.routing import API_PREFIX, JsonBodyRoute, api_router
 
-router = APIRouter(tags=["deletion requests"], responses=problem_responses(401, 403), route_class=JsonBodyRoute)
+router = api_router(tags=["deletion requests"], responses=problem_responses(401, 403), route_class=JsonBodyRoute)
 
 
 @router.post(
-    "/v1/models/{model_id}/deletion-requests",
+    "/models/{model_id}/deletion-requests",
     status_code=202,
     response_model=DeletionRequestAccepted,
     responses={
@@ -52,19 +52,19 @@ def submit_deletion_request(
     )
     # The session dependency commits before this response is sent (see service.db.get_session).
     return JSONResponse(
-        answer.body, status_code=answer.status_code, headers={"Location": f"/v1/deletion-requests/{answer.request_id}"}
+        answer.body, status_code=answer.status_code, headers={"Location": f"{API_PREFIX}/deletion-requests/{answer.request_id}"}
     )
 
 
 @router.get(
-    "/v1/deletion-requests/{request_id}", response_model=DeletionRequestRead, responses=problem_responses(404, 422)
+    "/deletion-requests/{request_id}", response_model=DeletionRequestRead, responses=problem_responses(404, 422)
 )
 def get_deletion_request(request_id: uuid.UUID, principal: ReaderTenant, session: SessionDep) -> DeletionRequestRead:
     return service.read_request(session, service.get_request(session, principal=principal, request_id=request_id))
 
 
 @router.get(
-    "/v1/deletion-requests/{request_id}/events", response_model=RequestEventList, responses=problem_responses(404, 422)
+    "/deletion-requests/{request_id}/events", response_model=RequestEventList, responses=problem_responses(404, 422)
 )
 def list_deletion_request_events(
     request_id: uuid.UUID, principal: ReaderTenant, session: SessionDep
@@ -74,7 +74,7 @@ def list_deletion_request_events(
 
 
 @router.delete(
-    "/v1/deletion-requests/{request_id}",
+    "/deletion-requests/{request_id}",
     response_model=DeletionRequestRead,
     responses=problem_responses(404, 409, 422),
 )

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.deps import AdminTenant, SessionDep
 from service.errors import problem_responses
-from service.routing import JsonBodyRoute
+from service.routing import API_PREFIX, JsonBodyRoute, api_router
 from service.tenants import service
 from service.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
 
-router = APIRouter(
-    prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+router = api_router(
+    "/api-keys", tags=["api keys"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
 )
 
 
@@ -22,7 +22,7 @@ def create_api_key(
     body: ApiKeyCreate, principal: AdminTenant, session: SessionDep, response: Response
 ) -> ApiKeyCreated:
     issued = service.create_key(session, principal=principal, name=body.name, scopes=body.scopes)
-    response.headers["Location"] = f"/v1/api-keys/{issued.api_key.id}"
+    response.headers["Location"] = f"{API_PREFIX}/api-keys/{issued.api_key.id}"
     response.headers["Cache-Control"] = "no-store"  # the body holds a secret
     return ApiKeyCreated(**ApiKeyRead.model_validate(issued.api_key).model_dump(), key=issued.key)
 

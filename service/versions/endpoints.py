@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import Header, Path, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from service.audits import service as audits
@@ -14,10 +14,11 @@ from service.audits.schemas import CertificateRead, SampleEvidenceList
 from service.deps import ReaderTenant, SessionDep, SettingsDep
 from service.errors import problem_responses
 from service.pagination import PageDep
+from service.routing import api_router
 from service.versions import service
 from service.versions.schemas import VersionList, VersionRead
 
-router = APIRouter(prefix="/v1/models/{model_id}/versions", tags=["versions"], responses=problem_responses(401, 403))
+router = api_router("/models/{model_id}/versions", tags=["versions"], responses=problem_responses(401, 403))
 
 SAFETENSORS_MEDIA_TYPE = "application/octet-stream"
 # ModelVersion.number is an INTEGER column: 32 bits on PostgreSQL (and sqlite3 cannot bind 2**63 at all)

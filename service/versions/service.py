@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound, ProblemError
+from service.routing import API_PREFIX
 from service.models import repository as models_repo
 from service.settings import Settings
 from service.storage import ObjectStore, StorageError
@@ -92,7 +93,7 @@ def _read(version: ModelVersion, parent_number: int | None, request_ids: list[uu
         checkpoint = CheckpointRead(
             sha256=version.sha256,
             size_bytes=version.size_bytes or 0,
-            download_url=f"/v1/models/{version.model_id}/versions/{version.number}/checkpoint",
+            download_url=f"{API_PREFIX}/models/{version.model_id}/versions/{version.number}/checkpoint",
         )
     return VersionRead(
         id=version.id,

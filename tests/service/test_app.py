@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.observability import JsonFormatter
+from service.routing import API_PREFIX
 from service.settings import Settings
 
 
@@ -58,3 +59,9 @@ def test_access_log_is_json_with_the_request_id(client: TestClient) -> None:
 def test_interactive_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "Unlearning service"
+
+
+def test_every_operation_but_health_and_metrics_is_under_the_one_api_prefix(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {path for path in paths if not path.startswith(f"{API_PREFIX}/")} == {"/healthz", "/metrics"}
+    assert not any(path.startswith(f"{API_PREFIX}{API_PREFIX}/") for path in paths)  # routers declare none
