@@ -8,8 +8,10 @@ VENV=${VENV:-.venv}
 TORCH_PACKAGES=${TORCH_PACKAGES:-"torch==2.14.1 torchvision==0.29.1"}
 
 # use_venv EXTRAS [fresh]: make $VENV when missing (afresh when the second argument is "fresh"), install
-# PyTorch when it lacks it, then the project with EXTRAS ('' or '[dev]'); its bin/ goes first on PATH, so
-# every `python`, `celery` or `lint-imports` below (and in the tests' subprocesses) is the venv's.
+# PyTorch when it lacks it, then the project with EXTRAS ('' or '[dev]') and its Python client (client/, the
+# package unlearning_client that the walkthrough, the load test and the tests call the API with); its bin/
+# goes first on PATH, so every `python`, `celery` or `lint-imports` below (and in the tests' subprocesses) is
+# the venv's.
 use_venv() {
     local extras=$1 fresh=${2:-}
     if [ "$fresh" = fresh ] && [ -e "$VENV" ]; then
@@ -28,8 +30,8 @@ use_venv() {
         # shellcheck disable=SC2086  # one word per package
         python -m pip install --quiet --disable-pip-version-check $TORCH_PACKAGES
     fi
-    echo "setup: installing the project ('.$extras') into $VENV" >&2
-    python -m pip install --quiet --disable-pip-version-check -e ".$extras"
+    echo "setup: installing the project ('.$extras') and its client (client/) into $VENV" >&2
+    python -m pip install --quiet --disable-pip-version-check -e ".$extras" -e ./client
 }
 
 # apt_install PACKAGE...: install Debian packages where this machine allows it (root and apt-get); the package

@@ -1,6 +1,7 @@
 """The operator's command line: `python -m service COMMAND`.
 
-Commands: run, migrate, create-tenant, verify-events, verify-certificate, public-key, demo.
+Commands: run, migrate, create-tenant, verify-events, verify-certificate, public-key. The README's walkthrough,
+a client of the running service, is `python -m tools.demo_walkthrough`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from types import FrameType
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from service import demo_walkthrough
 from service.audits import certificate as certificates
 from service.db import dispose_engines, migrate, session_factory
 from service.errors import ProblemError
@@ -131,25 +131,6 @@ def _public_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    # imported here: the demo set-up pulls in the whole model-registration stack, which no other command needs
-    from service.demo import key_file
-
-    try:
-        outcome = demo_walkthrough.run_walkthrough(
-            url=args.url,
-            key_file=Path(args.key_file) if args.key_file is not None else key_file(settings),
-            out_dir=Path(args.out),
-            count=args.count,
-            sample_ids=args.ids,
-        )
-    except demo_walkthrough.DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"ok: version {outcome.version}, audit verdict {outcome.verdict}")
-    return 0
-
-
 def _require_ledger(settings: Settings) -> None:
     """Refuse, creating nothing, when the embedded SQLite ledger does not exist: connecting would create an
     empty file (and its folder) and then fail on the missing tables."""
@@ -233,31 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--jwk", action="store_true", help="print it as an RFC 8037 JSON Web Key instead (for JOSE and node's crypto)"
     )
     public_key.set_defaults(run=_public_key)
-    demo = commands.add_parser(
-        "demo",
-        help="walk through the README's flow against a running service with the demo's key: forget a few "
-        "samples, follow the job, check the new checkpoint, summarise the audit, save and verify the certificate",
-    )
-    demo.add_argument(
-        "--url", default=demo_walkthrough.DEFAULT_URL,
-        help=f"the running service (default {demo_walkthrough.DEFAULT_URL})",
-    )
-    demo.add_argument(
-        "--key-file",
-        metavar="FILE",
-        help="the demo's admin key, with demo.json beside it (default: demo-api-key in the folder of "
-        "UNLEARN_SIGNING_KEY_FILE, i.e. var/demo-api-key)",
-    )
-    demo.add_argument(
-        "--count", type=int, default=demo_walkthrough.DEFAULT_COUNT,
-        help=f"how many random training samples to forget (default {demo_walkthrough.DEFAULT_COUNT})",
-    )
-    demo.add_argument("--ids", nargs="+", metavar="ID", help="forget these sample IDs instead of a random pick")
-    demo.add_argument(
-        "--out", default=".", metavar="DIR",
-        help="where the checkpoint, audit page and certificate are saved (default: the working folder)",
-    )
-    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The load-test command (`python -m service.loadtest`): its statistics, and one tiny real run on the embedded
+"""The load-test command (`python -m tools.loadtest`): its statistics, and one tiny real run on the embedded
 default (the full measurement is not part of CI; see README, "Load test")."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service import loadtest
-from service.loadtest import GET_ENDPOINT, POST_ENDPOINT, IdPool, IdsExhausted, summarise
+from tools import loadtest
+from tools.loadtest import GET_ENDPOINT, POST_ENDPOINT, IdPool, IdsExhausted, summarise
 
 RUN_KEYS = {"backend", "endpoint", "clients", "requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms"}
 
@@ -47,7 +47,7 @@ def test_targets_and_table_tell_closed_loop_from_paced_clients() -> None:
     ]
     report = {
         "machine": {"cpu": "x", "cores": 2, "python": "3.11", "os": "linux", "date": "today", "note": "shared"},
-        "command": "python -m service.loadtest", "runs": runs, "large_request_seconds": {},
+        "command": "python -m tools.loadtest", "runs": runs, "large_request_seconds": {},
         "claim_latency_seconds": {}, "ids_per_request": 100, "large_request_ids": 100_000,
         "duration_seconds": 1.0, "warmup_seconds": 0.0, "think_ms": [0.0, 1000.0],
         "server_workers": {"postgres+redis": 2},
@@ -103,7 +103,7 @@ def test_tiny_embedded_run_writes_every_key_with_no_errors(tmp_path: Path) -> No
     assert code == 0
     report = json.loads(out.with_suffix(".json").read_text())
     assert {"machine", "command", "runs", "large_request_seconds", "claim_latency_seconds"} <= set(report)
-    assert report["command"].startswith("python") and "-m service.loadtest --backend embedded" in report["command"]
+    assert report["command"].startswith("python") and "-m tools.loadtest --backend embedded" in report["command"]
     assert {"cpu", "cores", "python", "os"} <= set(report["machine"])
     assert sorted((r["think_ms"], r["endpoint"], r["clients"]) for r in report["runs"]) == [
         (0, GET_ENDPOINT, 2), (0, POST_ENDPOINT, 2), (100, GET_ENDPOINT, 2), (100, POST_ENDPOINT, 2)

@@ -1,5 +1,6 @@
-"""Load test of the deletion-request API: `python -m service.loadtest` (see README, "Load test"; not part of CI).
+"""Load test of the deletion-request API: `python -m tools.loadtest` (see README, "Load test"; not part of CI).
 
+It calls the API through unlearning_client, as an integration would, with retries off: every failure counts.
 For each backend (the embedded default, and PostgreSQL + Redis) it makes a fresh ledger, starts the real
 server as a subprocess on loopback, and measures: the claim latency of an idle worker; N concurrent
 clients each posting deletion requests and reading them back (requests per second and p50/p95/p99
@@ -37,10 +38,12 @@ from typing import Any
 import httpx
 import numpy as np
 
+from unlearning_client import NO_RETRIES, ApiError, AsyncClient, Client, Conflict, UnlearningError
+
 BACKENDS = ("embedded", "postgres+redis")
 POST_ENDPOINT = "POST /v1/models/{id}/deletion-requests"
 GET_ENDPOINT = "GET /v1/deletion-requests/{id}"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # tools/ sits in the repository root
 CELERY_APP = REPO_ROOT / "worker" / "celery_app.py"
 # The Celery worker as a GPU host runs it (one process, one job at a time); --loglevel INFO prints the
 # "ready." line this tool waits for.
@@ -231,13 +234,14 @@ class Process:
 
 def wait_healthy(base_url: str, server: Process, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not server.alive():
-            raise LoadTestError(f"the server exited with {server.popen.returncode}:\n{server.tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/healthz", timeout=2.0).status_code == 200:
+    with Client(base_url, timeout=2.0, retry=NO_RETRIES) as api:
+        while time.monotonic() < deadline:
+            if not server.alive():
+                raise LoadTestError(f"the server exited with {server.popen.returncode}:\n{server.tail()}")
+            with contextlib.suppress(UnlearningError):
+                api.health()
                 return
-        time.sleep(0.2)
+            time.sleep(0.2)
     raise LoadTestError(f"the server did not answer /healthz within {timeout_s:.0f} s:\n{server.tail()}")
 
 
@@ -333,50 +337,20 @@ def check_postgres_redis(postgres_url: str, redis_url: str) -> tuple[str | None,
 # ---- set-up over HTTP ----
 
 
-class Api:
-    """The few synchronous calls the set-up and the claim measurement make."""
+def _client(base_url: str, key: str) -> Client:
+    """The set-up's and the claim measurement's client; no retries, so a failure shows at once."""
+    return Client(base_url, key, timeout=REQUEST_TIMEOUT_S, retry=NO_RETRIES)
 
-    def __init__(self, base_url: str, key: str) -> None:
-        self.http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_S
-        )
 
-    def close(self) -> None:
-        self.http.close()
+def register_model(api: Client, name: str, dataset_id: str, checkpoint: bytes, unlearn_config: dict[str, Any]) -> str:
+    return str(api.register_model(name, dataset_id, ARCHITECTURE, checkpoint, unlearn_config=unlearn_config).id)
 
-    def _ok(self, response: httpx.Response, what: str) -> Any:
-        if response.status_code // 100 != 2:
-            raise LoadTestError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-        return response.json()
 
-    def register_dataset(self, name: str, path: str) -> str:
-        response = self.http.post("/v1/datasets", json={"name": name, "format": "npz", "path": path})
-        return str(self._ok(response, f"registering dataset {name}")["id"])
-
-    def register_model(self, name: str, dataset_id: str, checkpoint: bytes, unlearn_config: dict[str, Any]) -> str:
-        manifest = {
-            "name": name, "dataset_id": dataset_id, "architecture": ARCHITECTURE, "unlearn_config": unlearn_config
-        }  # fmt: skip
-        response = self.http.post(
-            "/v1/models",
-            files={
-                "manifest": (None, json.dumps(manifest), "application/json"),
-                "checkpoint": ("model.safetensors", checkpoint, "application/octet-stream"),
-            },
-        )
-        return str(self._ok(response, f"registering model {name}")["id"])
-
-    def submit(self, model_id: str, ids: list[str]) -> dict[str, Any]:
-        response = self.http.post(f"/v1/models/{model_id}/deletion-requests", json={"sample_ids": ids})
-        return dict(self._ok(response, "posting a deletion request"))
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self._ok(self.http.get(f"/v1/jobs/{job_id}"), f"reading job {job_id}"))
-
-    def cancel_job(self, job_id: str) -> None:
-        response = self.http.delete(f"/v1/jobs/{job_id}")
-        if response.status_code not in (200, 202, 409):  # 409: it had already finished
-            raise LoadTestError(f"cancelling job {job_id}: HTTP {response.status_code}: {response.text[:300]}")
+def _failure(exc: Exception) -> str:
+    """One line on a failed call, for the notes: the status and the problem's detail, or the exception."""
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.status}: {exc.detail or exc.title}"[:200]
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 # ---- the measurements ----
@@ -390,7 +364,7 @@ class StepResult:
 
 
 async def _client_loop(
-    http: httpx.AsyncClient,
+    api: AsyncClient,
     *,
     model_id: str,
     pool: IdPool,
@@ -407,47 +381,39 @@ async def _client_loop(
     Paced (think_s > 0): pause think_s after the POST and after the GET, having first waited a random part
     of one such cycle, so that the clients do not all call at the same moments.
     """
-    post_url = f"/v1/models/{model_id}/deletion-requests"
     if think_s > 0:
         await asyncio.sleep(random.uniform(0.0, 2 * think_s))
     while time.perf_counter() < stop_at:
         try:
-            body = {"sample_ids": pool.take(ids)}
+            sample_ids = pool.take(ids)
         except IdsExhausted:
             exhausted[0] = True
             return
         started = time.perf_counter()
         measured = started >= measure_from
-        location = None
+        request_id = None
         try:
-            response = await http.post(post_url, json=body)
+            request_id = (await api.submit_deletion_request(model_id, sample_ids)).id
             done = time.perf_counter()
-            if response.status_code // 100 == 2:
-                location = response.headers["location"]
-                if measured:
-                    logs[POST_ENDPOINT].latencies_s.append(done - started)
-            elif measured:
-                logs[POST_ENDPOINT].failure(f"HTTP {response.status_code}: {response.text[:200]}")
+            if measured:
+                logs[POST_ENDPOINT].latencies_s.append(done - started)
         except Exception as exc:  # any failure of the call is the endpoint's error, counted, never fatal
             done = time.perf_counter()
             if measured:
-                logs[POST_ENDPOINT].failure(f"{type(exc).__name__}: {exc}"[:200])
-        if location is not None:
+                logs[POST_ENDPOINT].failure(_failure(exc))
+        if request_id is not None:
             if think_s > 0:
                 await asyncio.sleep(think_s)
             started = time.perf_counter()
             try:
-                response = await http.get(location)
+                await api.get_deletion_request(request_id)
                 done = time.perf_counter()
-                if response.status_code // 100 == 2:
-                    if measured:
-                        logs[GET_ENDPOINT].latencies_s.append(done - started)
-                elif measured:
-                    logs[GET_ENDPOINT].failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                if measured:
+                    logs[GET_ENDPOINT].latencies_s.append(done - started)
             except Exception as exc:
                 done = time.perf_counter()
                 if measured:
-                    logs[GET_ENDPOINT].failure(f"{type(exc).__name__}: {exc}"[:200])
+                    logs[GET_ENDPOINT].failure(_failure(exc))
         if measured:
             finished.append(done)
         if think_s > 0:
@@ -473,16 +439,14 @@ async def run_step(
     finished: list[float] = []
     exhausted = [False]
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=REQUEST_TIMEOUT_S
-    ) as http:
+    async with AsyncClient(base_url, key, limits=limits, timeout=REQUEST_TIMEOUT_S, retry=NO_RETRIES) as api:
         begin = time.perf_counter()
         measure_from = begin + warmup_s
         stop_at = measure_from + duration_s
         await asyncio.gather(
             *(
                 _client_loop(
-                    http, model_id=model_id, pool=pool, ids=ids, think_s=think_ms / 1000.0,
+                    api, model_id=model_id, pool=pool, ids=ids, think_s=think_ms / 1000.0,
                     measure_from=measure_from, stop_at=stop_at, logs=logs, finished=finished, exhausted=exhausted,
                 )  # fmt: skip
                 for _ in range(clients)
@@ -504,27 +468,19 @@ async def run_step(
     return StepResult(rows, {k: v.error_examples for k, v in logs.items() if v.error_examples}, exhausted[0])
 
 
-def large_request(base_url: str, key: str, model_id: str, pool: IdPool, ids: int) -> tuple[float | None, str | None]:
-    """(wall seconds from sending one request of `ids` fresh IDs to its 2xx answer, or None; the error)."""
-    body = json.dumps({"sample_ids": pool.take(ids)}).encode()  # encoded first: the client's cost is not the API's
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=REQUEST_TIMEOUT_S) as http:
-        started = time.perf_counter()
-        try:
-            response = http.post(f"/v1/models/{model_id}/deletion-requests", content=body)
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        seconds = time.perf_counter() - started
-    if response.status_code // 100 != 2:
-        return None, f"HTTP {response.status_code}: {response.text[:300]}"
-    return seconds, None
+def large_request(api: Client, model_id: str, pool: IdPool, ids: int) -> tuple[float | None, str | None]:
+    """(wall seconds from the call that sends one request of `ids` fresh IDs to its 2xx answer, or None; the
+    error). The client's own work is timed too: encoding 100,000 IDs as JSON takes about 15 ms."""
+    sample_ids = pool.take(ids)
+    started = time.perf_counter()
+    try:
+        api.submit_deletion_request(model_id, sample_ids)
+    except UnlearningError as exc:
+        return None, _failure(exc)
+    return time.perf_counter() - started, None
 
 
-def _timestamp(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def measure_claims(api: Api, model_id: str, pool: IdPool, repeats: int) -> dict[str, Any]:
+def measure_claims(api: Client, model_id: str, pool: IdPool, repeats: int) -> dict[str, Any]:
     """Post a one-ID request, read its job until a worker has started it, cancel it and wait for its end.
 
     The API's own timestamps give started_at - created_at; the client-observed time runs from the 202 to
@@ -536,22 +492,25 @@ def measure_claims(api: Api, model_id: str, pool: IdPool, repeats: int) -> dict[
     for _ in range(repeats):
         # a random pause, so the posts fall at random points of an executor's poll cycle
         time.sleep(random.uniform(0.5, 1.5))
-        accepted = api.submit(model_id, pool.take(1))
+        accepted = api.submit_deletion_request(model_id, pool.take(1))
         accepted_at = time.perf_counter()
-        job_id = accepted["job_id"]
-        job = api.job(job_id)
+        job_id = accepted.job_id
+        if job_id is None:
+            raise LoadTestError(f"request {accepted.id} queued no job (status {accepted.status})")
+        job = api.get_job(job_id)
         deadline = accepted_at + CLAIM_TIMEOUT_S
-        while job["started_at"] is None and time.perf_counter() < deadline:
+        while job.started_at is None and time.perf_counter() < deadline:
             time.sleep(CLAIM_POLL_S)
-            job = api.job(job_id)
-        if job["started_at"] is None:
+            job = api.get_job(job_id)
+        if job.started_at is None:
             errors.append(f"job {job_id} was not claimed within {CLAIM_TIMEOUT_S:.0f} s")
         else:
             client_s.append(time.perf_counter() - accepted_at)
-            api_s.append((_timestamp(job["started_at"]) - _timestamp(job["created_at"])).total_seconds())
-        api.cancel_job(job_id)
+            api_s.append((job.started_at - job.created_at).total_seconds())
+        with contextlib.suppress(Conflict):  # it had already finished
+            api.cancel_job(job_id)
         deadline = time.perf_counter() + JOB_END_TIMEOUT_S
-        while api.job(job_id)["finished_at"] is None:  # the worker is idle again before the next one
+        while api.get_job(job_id).finished_at is None:  # the worker is idle again before the next one
             if time.perf_counter() > deadline:
                 raise LoadTestError(f"job {job_id} did not end within {JOB_END_TIMEOUT_S:.0f} s of its cancellation")
             time.sleep(0.1)
@@ -636,10 +595,9 @@ def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkp
         _say(f"[{backend}] claim latency: starting the server{executor}")
         server = start_server([] if backend == "embedded" else ["--no-executor"], "claim")
         key = create_tenant(env)
-        api = Api(base_url, key)
-        stack.callback(api.close)
-        claim_dataset = api.register_dataset("claim", "claim")
-        claim_model = api.register_model("claim", claim_dataset, checkpoint, CLAIM_UNLEARN_CONFIG)
+        api = stack.enter_context(_client(base_url, key))
+        claim_dataset = str(api.register_dataset("claim", "npz", "claim").id)
+        claim_model = register_model(api, "claim", claim_dataset, checkpoint, CLAIM_UNLEARN_CONFIG)
         claim_pool = IdPool(CLAIM_SAMPLES)
         if plan.claim_repeats <= 0:
             result.claim_latency = {"skipped": "--claim-repeats 0"}
@@ -663,15 +621,15 @@ def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkp
         if backend == "embedded":
             server.stop()
             server = start_server(["--no-executor"], "load")
-        dataset = api.register_dataset("load", "load")
+        dataset = str(api.register_dataset("load", "npz", "load").id)
         _say(f"[{backend}] dataset of {plan.samples} samples registered")
         steps = [(think, n) for think in plan.think_ms for n in plan.clients]
         models = {
-            (think, n): api.register_model(f"load-{n}-clients-{think:g}ms", dataset, checkpoint, {})
+            (think, n): register_model(api, f"load-{n}-clients-{think:g}ms", dataset, checkpoint, {})
             for think, n in steps
         }
         pools = {step: IdPool(plan.samples) for step in steps}
-        api.submit(models[steps[0]], pools[steps[0]].take(1))  # loads the ID cache: not measured
+        api.submit_deletion_request(models[steps[0]], pools[steps[0]].take(1))  # loads the ID cache: not measured
         for think, n in steps:
             step = asyncio.run(
                 run_step(
@@ -692,8 +650,8 @@ def run_backend(backend: str, plan: Plan, *, work: Path, data_root: Path, checkp
                 _say(f"  {note} (raise --samples)")
 
         # 3. One large request, on a model of its own.
-        large_model = api.register_model("load-large", dataset, checkpoint, {})
-        seconds, error = large_request(base_url, key, large_model, IdPool(plan.samples), plan.large_ids)
+        large_model = register_model(api, "load-large", dataset, checkpoint, {})
+        seconds, error = large_request(api, large_model, IdPool(plan.samples), plan.large_ids)
         result.large_request_seconds = _round(seconds, 3)
         if error is not None:
             result.notes.append(f"{backend}: the {plan.large_ids}-ID request failed: {error}")
@@ -888,7 +846,7 @@ def _ms_list(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m service.loadtest",
+        prog="python -m tools.loadtest",
         description="Load-test the deletion-request API on loopback: concurrent clients post requests and read "
         "them back; prints requests per second and p50/p95/p99 latency per endpoint, the time of one large "
         "request and an idle worker's claim latency, and writes OUT.json and OUT.md.",
@@ -959,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     report: dict[str, Any] = {
         "machine": {},
-        "command": shlex.join([Path(sys.executable).name, "-m", "service.loadtest", *argv]),
+        "command": shlex.join([Path(sys.executable).name, "-m", "tools.loadtest", *argv]),
         "runs": [],
         "large_request_seconds": {},
         "claim_latency_seconds": {},
@@ -1002,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every process started was stopped, no results written", file=sys.stderr)
         return 130
-    except LoadTestError as exc:
+    except (LoadTestError, UnlearningError) as exc:  # UnlearningError: a set-up call the service refused
         print(f"error: {exc}", file=sys.stderr)
         return 1
     report["machine"] = machine_info(versions, backends)
