@@ -16,6 +16,7 @@ from service.db import dispose_engines
 from service.errors import install_problem_handlers, problem_responses, use_problem_media_type
 from service.health import router as health_router
 from service.jobs import dispatch
+from service.jobs.endpoints import model_jobs_router
 from service.jobs.endpoints import router as jobs_router
 from service.models.endpoints import router as models_router
 from service.observability import HttpMetrics, RequestContextMiddleware, configure_logging
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(datasets_router)
     app.include_router(models_router)
+    app.include_router(model_jobs_router)
     app.include_router(versions_router)
     app.include_router(requests_router)
     app.include_router(jobs_router)

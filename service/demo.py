@@ -35,9 +35,10 @@ from service.datasets.service import register_dataset
 from service.db import session_factory
 from service.errors import Unauthorized
 from service.jobs import repository as jobs_repo
+from service.jobs.service import request_tuning
 from service.models import repository as models_repo
 from service.models.datasets import absolute_spec
-from service.models.service import register_model, request_tuning
+from service.models.service import register_model
 from service.models.upload import ModelUpload
 from service.settings import Settings
 from service.tables import Dataset, JobKind, Model

@@ -1,10 +1,11 @@
 """Run one job by id: claim -> core -> store -> record. The local executor and a Celery task both call
 run_job(job_id) and nothing else, so the job code is the same however the id arrived.
 
-No transaction stays open while computing: the claim commits first, the plan is read in a second short
-transaction, progress and heartbeats use their own, and the outcome is recorded in one final transaction,
-only while the lease is still this worker's. The checkpoint file is stored before that transaction, so a
-crash leaves at most an orphan file, never a version without its file.
+No transaction stays open while computing: the claim commits first, the plan (service.jobs.plan) is read in
+a second short transaction, progress and heartbeats use their own, and the outcome is recorded in one final
+transaction, only while the lease is still this worker's. The checkpoint file is stored before that
+transaction, so a crash leaves at most an orphan file, never a version without its file. The ledger is read
+and written only through the services of service/jobs.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,17 +29,12 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.datasets import repository as datasets_repo
 from service.db import session_factory
-from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs
-from service.models import repository as models_repo
-from service.models.datasets import absolute_spec
-from service.requests import repository as requests_repo
+from service.jobs.plan import Plan, ReferenceRef, VersionRef, read_plan
 from service.settings import Settings, get_settings
 from service.storage import ObjectStore, StoredObject
-from service.tables import JobKind, ModelVersion, utcnow
-from service.versions import repository as versions_repo
+from service.tables import JobKind, utcnow
 from service.versions.service import code_version
 from unlearning.attack import starting_radius
 from unlearning.audit.evaluate import RmiaAudit, evaluate
@@ -48,16 +43,7 @@ from unlearning.imageset import ImageSet
 from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
 from unlearning.progress import Cancelled, Progress
-from unlearning.specs import (
-    AMUN_METHODS,
-    ArchSpec,
-    DatasetSpec,
-    StopConfig,
-    TrainConfig,
-    UnlearnConfig,
-    from_dict,
-    to_dict,
-)
+from unlearning.specs import AMUN_METHODS, StopConfig, TrainConfig, UnlearnConfig, from_dict, to_dict
 from unlearning.splits import holdout_split, reference_membership, reference_seed
 from unlearning.stopping import PARENT
 from unlearning.successive import remaining
@@ -111,101 +97,6 @@ def default_owner() -> str:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-# ---- the plan: everything the computation needs, read from the ledger in one short transaction ----
-
-
-@dataclass(frozen=True)
-class VersionRef:
-    number: int
-    uri: str
-    sha256: str
-    forgotten_count: int
-    config: dict[str, Any] | None
-
-    @property
-    def eps_init(self) -> float | None:
-        """The starting radius this version's AMUN run used, which later runs inherit; None if it had none."""
-        return ((self.config or {}).get("attack") or {}).get("eps_init")
-
-
-@dataclass(frozen=True)
-class ReferenceRef:
-    k: int
-    num_train: int
-    membership_uri: str
-    membership_sha256: str
-    checkpoints: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Plan:
-    job_id: uuid.UUID
-    kind: JobKind
-    model_id: uuid.UUID
-    arch: ArchSpec
-    dataset: DatasetSpec
-    job_config: dict[str, Any]
-    parent: VersionRef
-    original: VersionRef
-    request_ids: list[uuid.UUID]
-    forget_ids: list[str]  # this job's samples
-    claimed_ids: list[str]  # every sample of the model forgotten or claimed by any accepted request
-    earlier: dict[int, list[str]]  # version number -> samples that version forgot, for every ready version
-    references: ReferenceRef | None
-    history: list[dict[str, Any]]  # the ancestors' cumulative evidence (worker.audit.headline), oldest first
-    guard_max_acc_drop: float  # the utility guard's margin (settings.guard_max_acc_drop)
-    partial: dict[str, Any] | None  # what an earlier claim of this job kept (a tuning job's finished runs)
-
-
-def _ref(version: ModelVersion) -> VersionRef:
-    assert version.checkpoint_uri is not None and version.sha256 is not None  # ready versions have files
-    return VersionRef(version.number, version.checkpoint_uri, version.sha256, version.forgotten_count, version.config)
-
-
-def _read_plan(session: Session, job_id: uuid.UUID, settings: Settings) -> Plan:
-    job = jobs_repo.get_job_any_tenant(session=session, job_id=job_id)
-    assert job is not None and job.parent_version_id is not None  # set by the claim
-    model = models_repo.get_model_any_tenant(session=session, model_id=job.model_id)
-    assert model is not None
-    dataset = datasets_repo.get_dataset(session=session, tenant_id=model.tenant_id, dataset_id=model.dataset_id)
-    assert dataset is not None
-    parent = versions_repo.get_version_by_id(session=session, version_id=job.parent_version_id)
-    original = versions_repo.get_version(session=session, model_id=model.id, number=1)
-    assert parent is not None and original is not None
-    forgotten = requests_repo.forgotten_by_version(session=session, model_id=model.id)
-    numbers = versions_repo.numbers_of(session=session, version_ids={version_id for _, version_id in forgotten})
-    earlier: dict[int, list[str]] = defaultdict(list)
-    for sample_id, version_id in forgotten:
-        earlier[numbers[version_id]].append(sample_id)
-    references = models_repo.latest_reference_set(session=session, model_id=model.id)
-    return Plan(
-        job_id=job.id,
-        kind=JobKind(job.kind),
-        model_id=model.id,
-        arch=from_dict(ArchSpec, model.arch),
-        dataset=absolute_spec(dataset, settings.data_root),
-        job_config=dict(job.config),
-        parent=_ref(parent),
-        original=_ref(original),
-        request_ids=jobs_repo.request_ids_of_job(session=session, job_id=job.id),
-        forget_ids=requests_repo.sample_ids_of_job(session=session, job_id=job.id),
-        claimed_ids=requests_repo.claimed_sample_ids(session=session, model_id=model.id),
-        earlier=dict(sorted(earlier.items())),
-        history=versions_repo.cumulative_history(session=session, model_id=model.id, up_to=parent.number),
-        guard_max_acc_drop=settings.guard_max_acc_drop,
-        partial=dict(job.partial) if job.partial is not None else None,
-        references=ReferenceRef(
-            references.k,
-            references.num_train,
-            references.membership_uri,
-            references.membership_sha256,
-            list(references.checkpoints),
-        )
-        if references is not None
-        else None,
-    )
 
 
 # ---- lease and progress ----
@@ -324,7 +215,7 @@ def run_job(
         progress = JobProgress(factory, job_id, owner, lease, stop)
         try:
             with factory() as session:
-                plan = _read_plan(session, job_id, settings)
+                plan = read_plan(session, job_id=job_id, settings=settings)
             store = ObjectStore.from_settings(settings)
             run = {JobKind.unlearn: _run_unlearn, JobKind.tuning: _run_tuning}.get(plan.kind, _run_reference_models)
             return run(plan, factory=factory, owner=owner, store=store, progress=progress,

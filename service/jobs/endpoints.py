@@ -1,4 +1,5 @@
-"""HTTP routes of jobs: read progress (read scope) and cancel (write scope)."""
+"""HTTP routes of jobs: read progress (read scope) and cancel (write scope); and, on a model, start training RMIA
+reference models and start tuning the unlearning rate and schedule (write scope)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from fastapi import Response
 from service.deps import ReaderTenant, SessionDep, WriterTenant
 from service.errors import problem_responses
 from service.jobs import service
-from service.jobs.schemas import JobRead
-from service.routing import api_router
+from service.jobs.schemas import JobRead, ReferenceModelsCreate, TuningCreate
+from service.routing import API_PREFIX, JsonBodyRoute, api_router
 from service.tables import JobStatus
 
 router = api_router("/jobs", tags=["jobs"], responses=problem_responses(401, 403))
+# the jobs started on a model are listed with the model's other operations
+model_jobs_router = api_router(
+    "/models", tags=["models"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
+)
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404, 422))
@@ -34,4 +39,46 @@ def cancel_job(job_id: uuid.UUID, principal: WriterTenant, session: SessionDep, 
     job = service.cancel_job(session, principal=principal, job_id=job_id)
     if job.status == JobStatus.running:
         response.status_code = 202
+    return service.read_job(session, job)
+
+
+@model_jobs_router.post(
+    "/{model_id}/reference-models",
+    status_code=202,
+    response_model=JobRead,
+    responses=problem_responses(404, 409, 415, 422),
+)
+def train_reference_models(
+    model_id: uuid.UUID, body: ReferenceModelsCreate, principal: WriterTenant, session: SessionDep, response: Response
+) -> JobRead:
+    """Queue a job that trains k reference models for the RMIA audit of this model's later versions."""
+    job = service.request_reference_models(session, principal=principal, model_id=model_id, body=body)
+    response.headers["Location"] = f"{API_PREFIX}/jobs/{job.id}"
+    return service.read_job(session, job)
+
+
+@model_jobs_router.post(
+    "/{model_id}/tuning",
+    status_code=202,
+    response_model=JobRead,
+    responses=problem_responses(404, 409, 415, 422),
+)
+def tune_model(
+    model_id: uuid.UUID,
+    principal: WriterTenant,
+    session: SessionDep,
+    response: Response,
+    body: TuningCreate | None = None,
+) -> JobRead:
+    """Queue a job that chooses the model's lr and step_size on a tuning forget subset of training samples not
+    yet forgotten (they stay in the model). When it succeeds, unlearn_config takes the choice, and GET of
+    the model shows its provenance under `tuning`; unlearning jobs already queued keep their config.
+
+    The default procedure, reference_free, needs no retrained model: a setting is scored by how well a
+    loss-threshold attack still tells the tuning subset from held-out test samples, and is feasible only
+    when its held-out accuracy stays within UNLEARN_GUARD_MAX_ACC_DROP points of the model's. `retrain` is
+    the paper's procedure (the gap to a model retrained without the subset) and needs unlearn_config.recipe.
+    409 while a tuning job of the model is queued or running."""
+    job = service.request_tuning(session, principal=principal, model_id=model_id, body=body)
+    response.headers["Location"] = f"{API_PREFIX}/jobs/{job.id}"
     return service.read_job(session, job)

@@ -1,11 +1,12 @@
-"""Job response bodies."""
+"""Job request and response bodies: starting reference-model training and tuning, and a job's progress."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.tables import JobKind, JobStatus
 
@@ -28,3 +29,65 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class ReferenceModelsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(
+        ge=2, le=64, multiple_of=2,
+        description="reference models to train; pairs on complementary random halves of the training split",
+    )  # fmt: skip
+    recipe: dict[str, Any] | None = Field(
+        default=None,
+        description="TrainConfig fields of every reference model (seed i is 100 + i); omitted = the model's "
+        "unlearn_config.recipe if it has one, else the library's default recipe",
+    )
+
+
+TUNING_PROCEDURES = ("reference_free", "retrain")
+MAX_TUNING_RUNS = 40  # settings x runs of one tuning job: each run is one unlearning job's work
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
+StepSize = Annotated[int, Field(ge=1, le=1000)]
+
+
+class TuningCreate(BaseModel):
+    """What a tuning job tries; every field may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    procedure: Literal["reference_free", "retrain"] = Field(
+        default="reference_free",
+        description="reference_free (default): each setting scored by |loss-threshold AUC of the tuning subset "
+        "vs held-out test samples - 50|, under the utility guard; needs no retraining. retrain: the paper's "
+        "procedure, the average gap to a model retrained without the tuning subset with the model's "
+        "unlearn_config.recipe (only for models that have one, on datasets whose remaining data may be used)",
+    )
+    lrs: list[LearningRate] | None = Field(
+        default=None, min_length=1, max_length=8,
+        description="learning rates to try; omitted = the model's lr x 0.1, 0.2, 0.5, 1 and 2",
+    )  # fmt: skip
+    step_sizes: list[StepSize] | None = Field(
+        default=None, min_length=1, max_length=4,
+        description="StepLR step sizes (epochs) to try; omitted = the model's step_size",
+    )  # fmt: skip
+    forget_size: int | None = Field(
+        default=None, ge=10, le=10_000,
+        description="samples in the tuning forget subset, drawn (seeded) from the training samples not yet "
+        "forgotten; they stay in the model; omitted = 1% of the training split, at least 20",
+    )  # fmt: skip
+    runs: int = Field(default=2, ge=1, le=5, description="runs per setting, seeds unlearn_config.seed + k")
+
+    @field_validator("lrs", "step_sizes")
+    @classmethod
+    def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError(f"the values must be distinct, got {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TuningCreate:
+        runs = len(self.lrs or [0] * 5) * len(self.step_sizes or [0]) * self.runs
+        if runs > MAX_TUNING_RUNS:
+            raise ValueError(f"settings x runs is {runs}; a tuning job does at most {MAX_TUNING_RUNS} runs")
+        return self

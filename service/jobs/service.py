@@ -1,6 +1,9 @@
 """The job state machine, shared by the API (enqueue, read, cancel) and the workers (claim, progress,
 record): queued -> running -> succeeded | failed | cancelled. Nothing here commits.
 
+Jobs work on models (service/models, below) and carry deletion requests through their states
+(service/lifecycle, below); the intake of requests (service/requests) queues them from above.
+
 A worker claims a job by taking its lease in the database, renews it while computing, and records the
 result in one transaction only while the lease is still its own; a job whose worker died is claimed
 again once its lease has expired, up to MAX_ATTEMPTS claims.
@@ -15,13 +18,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, Unprocessable
 from service.events import service as events
 from service.jobs import dispatch, repository
-from service.jobs.schemas import JobRead
-from service.models import repository as models_repo
-from service.requests import repository as requests_repo
-from service.requests import states
+from service.jobs.schemas import JobRead, ReferenceModelsCreate, TuningCreate
+from service.lifecycle import service as lifecycle
+from service.lifecycle import states
+from service.models import service as models
 from service.settings import Settings
 from service.storage import StoredObject
 from service.tables import (
@@ -37,10 +40,19 @@ from service.tables import (
 )
 from service.tenants.service import Principal
 from service.versions import repository as versions_repo
+from unlearning.specs import SpecError, TrainConfig, UnlearnConfig, from_dict, to_dict
 
 # the settings' defaults, for callers (tests) that pass none
 LEASE_SECONDS: float = Settings.model_fields["lease_seconds"].default
 MAX_ATTEMPTS: int = Settings.model_fields["max_attempts"].default
+# the default learning-rate grid of a tuning job, as multiples of the model's lr: mostly below it, since a rate
+# that over-unlearns is the failure measured (the Fashion-MNIST demo at 0.05 lost 2.4 points on one 400-ID
+# request), and one above, so that a model tuned before can move up again and its rate is checked against
+# divergence
+DEFAULT_LR_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0)
+TUNING_SEED = 0  # draws the tuning forget subset from the samples not yet forgotten
+# the tuning forget subset, by default: this share of the training split, and at least MIN_TUNING_FORGET
+TUNING_FORGET_SHARE, MIN_TUNING_FORGET = 0.01, 20
 SWEEPER_ACTOR = "sweeper"
 SUPERVISOR_ACTOR = "supervisor"  # `service run`'s supervisor of the local executor
 _TERMINAL = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
@@ -76,64 +88,97 @@ def enqueue_unlearn(session: Session, *, model: Model, actor: str) -> Job:
         job = repository.get_job_any_tenant(session=session, job_id=waiting)
         assert job is not None  # locked by the touch above
         return job
-    job = repository.insert_job(
-        session=session,
-        tenant_id=model.tenant_id,
-        model_id=model.id,
-        kind=JobKind.unlearn,
-        status=JobStatus.queued,
-        progress=0.0,
-        attempts=0,
-        cancel_requested=False,
-        # frozen now: the worker needs nothing beyond the ids and this
-        config={"unlearn_config": model.unlearn_config},
-    )
-    _job_event(session, job, "queued", actor=actor, data={})
-    dispatch.send_after_commit(session, job.id)
-    return job
+    # frozen now: the worker needs nothing beyond the ids and this
+    config = {"unlearn_config": model.unlearn_config}
+    return _enqueue(session, model=model, kind=JobKind.unlearn, config=config, actor=actor, event_data={})
 
 
-def enqueue_reference_models(
-    session: Session, *, model: Model, k: int, recipe: dict[str, Any], actor: str
+def request_reference_models(
+    session: Session, *, principal: Principal, model_id: uuid.UUID, body: ReferenceModelsCreate
 ) -> Job:
+    """Queue the training of k RMIA reference models; later audits of the model use the newest set."""
+    model = models.get_model(session, principal=principal, model_id=model_id)
+    if body.recipe is not None:
+        try:
+            recipe = from_dict(TrainConfig, body.recipe)
+        except SpecError as exc:
+            raise Unprocessable(f"recipe: {exc}", pointer="#/recipe") from None
+    else:
+        stored = model.unlearn_config.get("recipe")
+        recipe = from_dict(TrainConfig, stored) if stored else TrainConfig()
     busy = repository.active_jobs(session=session, model_id=model.id, kind=JobKind.reference_models)
     if busy:
         raise Conflict(f"reference models of model {model.id} are already being trained by job {busy[0].id}")
-    job = repository.insert_job(
-        session=session,
-        tenant_id=model.tenant_id,
-        model_id=model.id,
-        kind=JobKind.reference_models,
-        status=JobStatus.queued,
-        progress=0.0,
-        attempts=0,
-        cancel_requested=False,
-        config={"k": k, "recipe": recipe},
-    )
-    _job_event(session, job, "queued", actor=actor, data={"k": k, "recipe": recipe})
-    dispatch.send_after_commit(session, job.id)
-    return job
+    config = {"k": body.k, "recipe": to_dict(recipe)}
+    return _enqueue(session, model=model, kind=JobKind.reference_models, config=config, actor=principal.actor,
+                    event_data=config)  # fmt: skip
 
 
-def enqueue_tuning(session: Session, *, model: Model, config: dict[str, Any], actor: str) -> Job:
-    """Queue the model's tuning job; the caller holds the model's lock. A second one while one is queued or
-    running is a conflict: its choice would overwrite the first's, measured on the same versions."""
+def request_tuning(session: Session, *, principal: Principal, model_id: uuid.UUID, body: TuningCreate | None) -> Job:
+    """Queue a job that chooses the model's lr and step_size on a tuning forget subset; once it succeeds they
+    become the model's unlearn_config (with the grid and scores as provenance) for every later job. A second
+    one while one is queued or running is a conflict: its choice would overwrite the first's, measured on the
+    same versions.
+
+    The default procedure is reference_free: each setting is scored by how well a loss-threshold attack
+    still tells the tuning subset from held-out data, under the utility guard. The paper's procedure
+    (retrain) needs a model retrained without the tuning subset: a full training run per tuning, with a
+    recipe the service knows only when the manifest gave one (the uploaded original carries none), and on
+    remaining data the dataset may forbid. The reference-free score is what the stopping rule and the
+    audit's membership evidence measure, and the guard keeps the chosen rate from buying it with accuracy.
+    """
+    body = body or TuningCreate()
+    model = models.lock_model(session, tenant_id=principal.tenant_id, model_id=model_id)
+    if model is None:
+        raise NotFound(f"no model {model_id}")  # also for another tenant's
+    config = from_dict(UnlearnConfig, model.unlearn_config)
+    dataset = models.dataset_of(session, model)
+    if body.procedure == "retrain":
+        if config.recipe is None:
+            raise Unprocessable(
+                "procedure 'retrain' trains a model without the tuning subset with the model's recipe, and this "
+                "model has none (unlearn_config.recipe); use procedure 'reference_free'", pointer="#/procedure")
+        if not dataset.retain_access:
+            raise Unprocessable("procedure 'retrain' trains on the remaining data, which this model's dataset "
+                                "forbids using; use procedure 'reference_free'", pointer="#/procedure")  # fmt: skip
+    latest = versions_repo.latest_ready_version(session=session, model_id=model.id)
+    available = dataset.num_train - (latest.forgotten_count if latest is not None else 0)
+    forget_size = body.forget_size or max(MIN_TUNING_FORGET, round(TUNING_FORGET_SHARE * dataset.num_train))
+    if forget_size >= available:
+        raise Unprocessable(f"a tuning subset of {forget_size} samples leaves none of the {available} training "
+                            "samples not yet forgotten to unlearn with", pointer="#/forget_size")  # fmt: skip
+    lrs = body.lrs or sorted({float(f"{config.lr * f:.6g}") for f in DEFAULT_LR_FACTORS})
+    grid = {
+        "procedure": body.procedure,
+        "lrs": sorted(lrs),
+        "step_sizes": sorted(body.step_sizes or [config.step_size]),
+        "forget_size": forget_size,
+        "runs": body.runs,
+        "seed": TUNING_SEED,
+    }
     busy = repository.active_jobs(session=session, model_id=model.id, kind=JobKind.tuning)
     if busy:
         raise Conflict(f"model {model.id} is already being tuned by job {busy[0].id}")
+    config = {**grid, "unlearn_config": model.unlearn_config}  # the grid and the UnlearnConfig it varies, frozen now
+    return _enqueue(session, model=model, kind=JobKind.tuning, config=config, actor=principal.actor, event_data=grid)
+
+
+def _enqueue(
+    session: Session, *, model: Model, kind: JobKind, config: dict[str, Any], actor: str, event_data: dict[str, Any]
+) -> Job:
+    """A new waiting job; the workers hear of it once the transaction commits."""
     job = repository.insert_job(
         session=session,
         tenant_id=model.tenant_id,
         model_id=model.id,
-        kind=JobKind.tuning,
+        kind=kind,
         status=JobStatus.queued,
         progress=0.0,
         attempts=0,
         cancel_requested=False,
-        # the grid and the UnlearnConfig it varies, frozen now
-        config={**config, "unlearn_config": model.unlearn_config},
+        config=config,
     )
-    _job_event(session, job, "queued", actor=actor, data=config)
+    _job_event(session, job, "queued", actor=actor, data=event_data)
     dispatch.send_after_commit(session, job.id)
     return job
 
@@ -201,6 +246,12 @@ def _cancel_queued(session: Session, job: Job, *, actor: str, reason: str) -> No
     job.status = JobStatus.cancelled
     job.finished_at = utcnow()
     _job_event(session, job, "cancelled", actor=actor, data={"while": "queued"})
+
+
+def lock_if_queued(session: Session, *, job_id: uuid.UUID) -> bool:
+    """Row-lock the job while it still waits, so that a worker's claim waits for this transaction; False once
+    it has started (or ended)."""
+    return repository.lock_if_queued(session=session, job_id=job_id)
 
 
 def cancel_if_empty(session: Session, *, job_id: uuid.UUID, actor: str) -> None:
@@ -357,7 +408,7 @@ def complete_unlearn(
     requests = [
         r for r in repository.requests_of_job(session=session, job_id=job.id) if r.status != RequestStatus.cancelled
     ]
-    requests_repo.mark_forgotten(session=session, request_ids=[r.id for r in requests], version_id=version.id)
+    lifecycle.mark_forgotten(session, request_ids=[r.id for r in requests], version_id=version.id)
     actor = worker_actor(owner)
     for request in requests:  # all auditing since enter_audit
         request.version_id = version.id
@@ -402,17 +453,15 @@ def complete_reference_models(
     job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
     if job is None:
         return None
-    reference_set = models_repo.insert_reference_set(
-        session=session,
+    reference_set = models.record_reference_set(
+        session,
         tenant_id=job.tenant_id,
         model_id=job.model_id,
         job_id=job.id,
-        k=len(checkpoints),
-        num_train=num_train,
         recipe=job.config["recipe"],
-        membership_uri=membership.uri,
-        membership_sha256=membership.sha256,
-        checkpoints=[{"uri": c.uri, "sha256": c.sha256, "size_bytes": c.size_bytes} for c in checkpoints],
+        membership=membership,
+        checkpoints=checkpoints,
+        num_train=num_train,
     )
     _finish(session, job, JobStatus.succeeded, utcnow())
     _job_event(
@@ -438,7 +487,7 @@ def complete_tuning(
     job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
     if job is None:
         return None
-    model = models_repo.lock_model(session=session, tenant_id=job.tenant_id, model_id=job.model_id)
+    model = models.lock_model(session, tenant_id=job.tenant_id, model_id=job.model_id)
     assert model is not None
     now = utcnow()
     previous = dict(model.unlearn_config)

@@ -1,5 +1,5 @@
-"""HTTP routes of models: register with the original checkpoint (write scope), read and list (read scope),
-start training RMIA reference models and start tuning the unlearning rate and schedule (write scope)."""
+"""HTTP routes of models: register with the original checkpoint (write scope), read and list (read scope). The
+jobs started on a model (reference models, tuning) have their routes in service/jobs/endpoints.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from fastapi import Response
 
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
-from service.jobs import service as jobs
-from service.jobs.schemas import JobRead
 from service.models import service
-from service.models.schemas import ModelList, ModelRead, ReferenceModelsCreate, TuningCreate
+from service.models.schemas import ModelList, ModelRead
 from service.models.upload import UPLOAD_OPENAPI, ModelUploadDep
 from service.pagination import PageDep
 from service.routing import API_PREFIX, JsonBodyRoute, api_router
@@ -48,45 +46,3 @@ def get_model(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep)
 def list_models(principal: ReaderTenant, session: SessionDep, page: PageDep) -> ModelList:
     items, next_offset = service.list_models(session, principal=principal, limit=page.limit, offset=page.offset)
     return ModelList(items=items, next_offset=next_offset)
-
-
-@router.post(
-    "/{model_id}/reference-models",
-    status_code=202,
-    response_model=JobRead,
-    responses=problem_responses(404, 409, 415, 422),
-)
-def train_reference_models(
-    model_id: uuid.UUID, body: ReferenceModelsCreate, principal: WriterTenant, session: SessionDep, response: Response
-) -> JobRead:
-    """Queue a job that trains k reference models for the RMIA audit of this model's later versions."""
-    job = service.request_reference_models(session, principal=principal, model_id=model_id, body=body)
-    response.headers["Location"] = f"{API_PREFIX}/jobs/{job.id}"
-    return jobs.read_job(session, job)
-
-
-@router.post(
-    "/{model_id}/tuning",
-    status_code=202,
-    response_model=JobRead,
-    responses=problem_responses(404, 409, 415, 422),
-)
-def tune_model(
-    model_id: uuid.UUID,
-    principal: WriterTenant,
-    session: SessionDep,
-    response: Response,
-    body: TuningCreate | None = None,
-) -> JobRead:
-    """Queue a job that chooses the model's lr and step_size on a tuning forget subset of training samples not
-    yet forgotten (they stay in the model). When it succeeds, unlearn_config takes the choice, and GET of
-    the model shows its provenance under `tuning`; unlearning jobs already queued keep their config.
-
-    The default procedure, reference_free, needs no retrained model: a setting is scored by how well a
-    loss-threshold attack still tells the tuning subset from held-out test samples, and is feasible only
-    when its held-out accuracy stays within UNLEARN_GUARD_MAX_ACC_DROP points of the model's. `retrain` is
-    the paper's procedure (the gap to a model retrained without the subset) and needs unlearn_config.recipe.
-    409 while a tuning job of the model is queued or running."""
-    job = service.request_tuning(session, principal=principal, model_id=model_id, body=body)
-    response.headers["Location"] = f"{API_PREFIX}/jobs/{job.id}"
-    return jobs.read_job(session, job)

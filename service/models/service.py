@@ -1,6 +1,6 @@
 """Registering models: validate the manifest with the core's specs, load the upload strictly into the
-declared architecture, store it as version 1; starting the training of RMIA reference models; and starting
-the tuning of the model's unlearning rate and schedule.
+declared architecture, store it as version 1; reading them; and recording what jobs produce for a model (its
+RMIA reference models). The jobs that train reference models or tune a model are started in service/jobs.
 """
 
 from __future__ import annotations
@@ -15,24 +15,16 @@ from sqlalchemy.orm import Session
 from service.datasets import repository as datasets_repo
 from service.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from service.events import service as events
-from service.jobs import service as jobs
 from service.models import repository
-from service.models.schemas import ModelManifest, ModelRead, ReferenceModelsCreate, TuningCreate
+from service.models.schemas import ModelManifest, ModelRead
 from service.models.upload import ModelUpload
 from service.settings import Settings
-from service.storage import ObjectStore
-from service.tables import Dataset, Job, Model, VersionStatus, utcnow
+from service.storage import ObjectStore, StoredObject
+from service.tables import Dataset, Model, ReferenceSet, VersionStatus, utcnow
 from service.tenants.service import Principal
 from service.versions import repository as versions_repo
 from service.versions.service import code_version
-from unlearning.specs import (
-    ArchSpec,
-    SpecError,
-    TrainConfig,
-    UnlearnConfig,
-    from_dict,
-    to_dict,
-)
+from unlearning.specs import ArchSpec, SpecError, UnlearnConfig, from_dict, to_dict
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -64,13 +56,11 @@ def parse_manifest(text: str) -> ModelManifest:
         raise Unprocessable(f"the manifest is invalid: {summary}", errors=problems) from None
 
 
-def _spec(cls: type, data: dict[str, Any], field: str, *, in_manifest: bool = True) -> Any:
+def _spec(cls: type, data: dict[str, Any], field: str) -> Any:
     try:
         return from_dict(cls, data)
     except SpecError as exc:
-        if in_manifest:
-            raise Unprocessable(f"{field}: {exc}", errors=[_manifest_problem(str(exc), field)]) from None
-        raise Unprocessable(f"{field}: {exc}", pointer=f"#/{field}") from None
+        raise Unprocessable(f"{field}: {exc}", errors=[_manifest_problem(str(exc), field)]) from None
 
 
 def _check_fit(arch: ArchSpec, config: UnlearnConfig, dataset: Dataset) -> None:
@@ -247,67 +237,50 @@ def list_models(
     return read_models(session, page[:limit]), next_offset
 
 
-def request_reference_models(
-    session: Session, *, principal: Principal, model_id: uuid.UUID, body: ReferenceModelsCreate
-) -> Job:
-    """Queue the training of k RMIA reference models; later audits of the model use the newest set."""
-    model = get_model(session, principal=principal, model_id=model_id)
-    if body.recipe is not None:
-        recipe = _spec(TrainConfig, body.recipe, "recipe", in_manifest=False)
-    else:
-        stored = model.unlearn_config.get("recipe")
-        recipe = from_dict(TrainConfig, stored) if stored else TrainConfig()
-    return jobs.enqueue_reference_models(session, model=model, k=body.k, recipe=to_dict(recipe), actor=principal.actor)
+def lock_model(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model | None:
+    """The model row, locked until commit (see repository.lock_model): changes to one model, and the requests
+    for it, are made one at a time. None if the tenant has no such model."""
+    return repository.lock_model(session=session, tenant_id=tenant_id, model_id=model_id)
 
 
-# the default learning-rate grid, as multiples of the model's lr: mostly below it, since a rate that
-# over-unlearns is the failure measured (the Fashion-MNIST demo at 0.05 lost 2.4 points on one 400-ID request),
-# and one above, so that a model tuned before can move up again and its rate is checked against divergence
-DEFAULT_LR_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0)
-TUNING_SEED = 0  # draws the tuning forget subset from the samples not yet forgotten
-# the tuning forget subset, by default: this share of the training split, and at least MIN_TUNING_FORGET
-TUNING_FORGET_SHARE, MIN_TUNING_FORGET = 0.01, 20
+def get_model_any_tenant(session: Session, *, model_id: uuid.UUID) -> Model | None:
+    """For workers, which act for every tenant."""
+    return repository.get_model_any_tenant(session=session, model_id=model_id)
 
 
-def request_tuning(session: Session, *, principal: Principal, model_id: uuid.UUID, body: TuningCreate | None) -> Job:
-    """Queue a job that chooses the model's lr and step_size on a tuning forget subset; once it succeeds they
-    become the model's unlearn_config (with the grid and scores as provenance) for every later job.
-
-    The default procedure is reference_free: each setting is scored by how well a loss-threshold attack
-    still tells the tuning subset from held-out data, under the utility guard. The paper's procedure
-    (retrain) needs a model retrained without the tuning subset: a full training run per tuning, with a
-    recipe the service knows only when the manifest gave one (the uploaded original carries none), and on
-    remaining data the dataset may forbid. The reference-free score is what the stopping rule and the
-    audit's membership evidence measure, and the guard keeps the chosen rate from buying it with accuracy.
-    """
-    body = body or TuningCreate()
-    model = repository.lock_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
-    if model is None:
-        raise NotFound(f"no model {model_id}")  # also for another tenant's
-    config = from_dict(UnlearnConfig, model.unlearn_config)
+def dataset_of(session: Session, model: Model) -> Dataset:
+    """The dataset the model was trained on."""
     dataset = datasets_repo.get_dataset(session=session, tenant_id=model.tenant_id, dataset_id=model.dataset_id)
     assert dataset is not None  # a model row always references its dataset (foreign key)
-    if body.procedure == "retrain":
-        if config.recipe is None:
-            raise Unprocessable(
-                "procedure 'retrain' trains a model without the tuning subset with the model's recipe, and this "
-                "model has none (unlearn_config.recipe); use procedure 'reference_free'", pointer="#/procedure")
-        if not dataset.retain_access:
-            raise Unprocessable("procedure 'retrain' trains on the remaining data, which this model's dataset "
-                                "forbids using; use procedure 'reference_free'", pointer="#/procedure")  # fmt: skip
-    latest = versions_repo.latest_ready_version(session=session, model_id=model.id)
-    available = dataset.num_train - (latest.forgotten_count if latest is not None else 0)
-    forget_size = body.forget_size or max(MIN_TUNING_FORGET, round(TUNING_FORGET_SHARE * dataset.num_train))
-    if forget_size >= available:
-        raise Unprocessable(f"a tuning subset of {forget_size} samples leaves none of the {available} training "
-                            "samples not yet forgotten to unlearn with", pointer="#/forget_size")  # fmt: skip
-    lrs = body.lrs or sorted({float(f"{config.lr * f:.6g}") for f in DEFAULT_LR_FACTORS})
-    job_config = {
-        "procedure": body.procedure,
-        "lrs": sorted(lrs),
-        "step_sizes": sorted(body.step_sizes or [config.step_size]),
-        "forget_size": forget_size,
-        "runs": body.runs,
-        "seed": TUNING_SEED,
-    }
-    return jobs.enqueue_tuning(session, model=model, config=job_config, actor=principal.actor)
+    return dataset
+
+
+def record_reference_set(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    model_id: uuid.UUID,
+    job_id: uuid.UUID,
+    recipe: dict[str, Any],
+    membership: StoredObject,
+    checkpoints: list[StoredObject],
+    num_train: int,
+) -> ReferenceSet:
+    """RMIA reference models a job trained for the model (their checkpoints, and which training samples each
+    saw); later audits of the model use its newest set."""
+    return repository.insert_reference_set(
+        session=session,
+        tenant_id=tenant_id,
+        model_id=model_id,
+        job_id=job_id,
+        k=len(checkpoints),
+        num_train=num_train,
+        recipe=recipe,
+        membership_uri=membership.uri,
+        membership_sha256=membership.sha256,
+        checkpoints=[{"uri": c.uri, "sha256": c.sha256, "size_bytes": c.size_bytes} for c in checkpoints],
+    )
+
+
+def latest_reference_set(session: Session, *, model_id: uuid.UUID) -> ReferenceSet | None:
+    return repository.latest_reference_set(session=session, model_id=model_id)

@@ -1,4 +1,4 @@
-"""Queries of deletion requests and forgotten samples.
+"""Queries of deletion requests and the sample claims their intake makes and reports.
 
 Sample IDs travel as one array parameter (PostgreSQL: unnest/ANY of text[]; SQLite: json_each of a JSON
 array), so a 100,000-ID request costs a few statements, never one round trip per ID.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +20,9 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
-    delete,
     func,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -132,54 +130,6 @@ def covering_versions(
             )
             .distinct()
         ).scalars()
-    )
-
-
-def release_samples(*, session: Session, request_id: uuid.UUID) -> None:
-    """Drop a cancelled or failed request's claims, so that its IDs can be requested again."""
-    session.execute(
-        delete(ForgottenSample)
-        .where(ForgottenSample.request_id == request_id)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def mark_forgotten(*, session: Session, request_ids: Iterable[uuid.UUID], version_id: uuid.UUID) -> None:
-    session.execute(
-        update(ForgottenSample)
-        .where(ForgottenSample.request_id.in_(list(request_ids)))
-        .values(version_id=version_id)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def sample_ids_of_job(*, session: Session, job_id: uuid.UUID) -> list[str]:
-    """The samples a job forgets: the claims of the requests it covers."""
-    return list(
-        session.execute(
-            select(ForgottenSample.sample_id)
-            .join(DeletionRequest, DeletionRequest.id == ForgottenSample.request_id)
-            .where(DeletionRequest.job_id == job_id)
-            .order_by(ForgottenSample.sample_id)
-        ).scalars()
-    )
-
-
-def claimed_sample_ids(*, session: Session, model_id: uuid.UUID) -> list[str]:
-    """Every sample of the model already forgotten or claimed by an accepted request."""
-    return list(
-        session.execute(select(ForgottenSample.sample_id).where(ForgottenSample.model_id == model_id)).scalars()
-    )
-
-
-def forgotten_by_version(*, session: Session, model_id: uuid.UUID) -> list[Row[Any]]:
-    """(sample_id, version_id) of every sample a ready version of the model has forgotten."""
-    return list(
-        session.execute(
-            select(ForgottenSample.sample_id, ForgottenSample.version_id).where(
-                ForgottenSample.model_id == model_id, ForgottenSample.version_id.is_not(None)
-            )
-        ).all()
     )
 
 

@@ -4,6 +4,9 @@ Acceptance checks every ID against the dataset's training split (in memory, set-
 new ones for the model in one statement and coalesces the request into the model's waiting job. IDs an
 earlier request already forgot or claimed are reported and not forgotten again; if none is left the
 request is recorded as completed at once, with nothing to do, and answered 200 instead of 202.
+
+The intake is the top of the domains: it queues jobs (service/jobs) on models (service/models), and moves a
+request through the states that service/lifecycle defines for it and for the jobs.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from service.callbacks.urls import validate_callback_url
 from service.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from service.events import service as events
 from service.events.service import canonical_json
-from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs
-from service.models import repository as models_repo
+from service.lifecycle import states
+from service.models import service as models
 from service.models.datasets import train_ids
-from service.requests import repository, states, writer_lock
+from service.requests import repository, writer_lock
 from service.requests.schemas import (
     AlreadyForgotten,
     ClaimedElsewhere,
@@ -189,7 +192,7 @@ def _record(
     # The model's lock before any insert: inserting the request takes a KEY SHARE lock on the model row
     # (its foreign key), and two accepts that each held one and then asked for the model's lock waited
     # for each other (a deadlock on PostgreSQL, answered 500).
-    locked = models_repo.lock_model(session=session, tenant_id=principal.tenant_id, model_id=model_id)
+    locked = models.lock_model(session, tenant_id=principal.tenant_id, model_id=model_id)
     if locked is None:
         raise NotFound(f"no model {model_id}")
     writer_lock.hold(session)  # SQLite's stand-in for that lock (see writer_lock)
@@ -375,7 +378,7 @@ def _cancel(session: Session, *, principal: Principal, request_id: uuid.UUID) ->
     if request.job_id is not None:
         # Lock the waiting job first: a worker's claim then either waits for this cancel or has already
         # started the job (and the request with it), in which case it can no longer be cancelled.
-        jobs_repo.lock_if_queued(session=session, job_id=request.job_id)
+        jobs.lock_if_queued(session, job_id=request.job_id)
         request = get_request(session, principal=principal, request_id=request_id)
     status = RequestStatus(request.status)
     if status not in states.CANCELLABLE:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from service.callbacks import service as callbacks
 from service.errors import Conflict
 from service.events import service as events
-from service.requests import repository
+from service.lifecycle import repository
 from service.tables import DeletionRequest, RequestStatus, utcnow
 
 S = RequestStatus
