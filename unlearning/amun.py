@@ -2,7 +2,8 @@
 
 D_A is labelled with the model's own wrong predictions and kept fixed, in float, for every epoch of the
 request. With retain access the mix is D_R u D_F u D_A (D_R possibly subsampled per epoch); without it,
-D_F u D_A. "amun_salun" adds SalUn's saliency mask, which freezes the masked weights exactly.
+D_F u D_A. With cfg.forget_in_mix False, D_F leaves the mix (D_R u D_A, or D_A alone). "amun_salun" adds
+SalUn's saliency mask, which freezes the masked weights exactly.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def unlearn(
     attack_seconds = time.perf_counter() - start
 
     x_adv, y_adv = adversarial.usable()
-    parts = [Part(forget.x, forget.y, augment=True), Part(x_adv, y_adv, augment=False)]
+    parts = [Part(x_adv, y_adv, augment=False)]
+    if cfg.forget_in_mix:
+        parts.insert(0, Part(forget.x, forget.y, augment=True))
     if retain is not None:
         parts.append(retain_part(retain, len(forget), cfg))
     stats, rule, ft_seconds = finetune(model, parts, cfg, forget, holdout=holdout, masks=masks, progress=progress)

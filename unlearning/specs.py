@@ -193,6 +193,11 @@ class UnlearnConfig:
     gamma: float = 0.1  # StepLR: decay factor
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     salun_ratio: float = 0.5  # amun_salun, salun: share of weights the saliency mask lets move
+    # amun, amun_salun: D_F with its true labels is part of the fine-tuning mix (the paper's default). False
+    # fine-tunes on D_R u D_A (D_A alone without D_R), the paper's variant for large forget sets: D_F is then
+    # never trained on again, as in a retrain, which matters when the original fits D_F far better than
+    # unseen data (AMUN.md section 9)
+    forget_in_mix: bool = True
     l1_alpha: float = 5e-4  # l1_sparse: initial L1 weight, decayed linearly to 0
     bs_bound: float = 0.1  # bs: FGSM L_inf bound
     attack: AttackConfig = field(default_factory=AttackConfig)

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -88,3 +89,17 @@ def test_subsampled_mode_draws_at_least_retain_min_remaining_samples_for_a_small
 def test_retain_min_needs_the_subsampled_mode():
     with pytest.raises(ValueError, match="retain_min is the floor of the subsampled mode"):
         UnlearnConfig(retain_min=64)
+
+
+def test_without_the_forget_set_in_the_mix_amun_trains_on_the_remaining_data_and_d_a_only(tiny_model, digits):
+    forget, retain = _split(digits, n_forget=40)
+    base = UnlearnConfig(method="amun", retain_access=True, epochs=2, batch_size=32, augment=AUG,
+                         attack=AttackConfig(eps_init=0.2, steps=10))
+    with_f = run_unlearning(tiny_model, forget, retain, base)
+    without = run_unlearning(tiny_model, forget, retain, dataclasses.replace(base, forget_in_mix=False))
+    n_adv = without.adversarial["usable"]
+    assert with_f.samples_seen == 2 * (40 + n_adv + len(retain))
+    assert without.samples_seen == 2 * (n_adv + len(retain))
+    # never trained on again, the forget set loses more of its confidence than with its labels in the mix
+    conf = lambda m: true_class_prob(predict_logits(m, forget.x), forget.y).mean()  # noqa: E731
+    assert conf(without.model) < conf(with_f.model)
