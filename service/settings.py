@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,8 +70,20 @@ class Settings(BaseSettings):
     # server-side secret from which each tenant's webhook secret is derived (HMAC(master, tenant id));
     # None = derived from the signing key instead (see service.callbacks.signing)
     webhook_master_secret: SecretStr | None = None
-    # deliveries of one callback message before it is marked failed (the first try included)
-    webhook_max_attempts: int = Field(default=6, ge=1)
+    # seconds to wait after each failed attempt of a callback before the next one (the first is sent at
+    # once); a message fails after 1 + len(...) attempts. Default: Standard Webhooks' example schedule,
+    # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h, about 3 days and 10 attempts in all
+    webhook_retry_delays_seconds: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    )
+    # each delay is drawn uniformly within +/- this share of it, so that messages that failed together (a
+    # receiver's outage) are not all retried in the same second
+    webhook_retry_jitter: float = Field(default=0.2, ge=0.0, lt=1.0)
+    # seconds one attempt waits to connect, to send, and for the answer's status line and headers (Standard
+    # Webhooks recommends 15 to 30); at most 30, so an attempt ends well within the sender's 2-minute claim
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0.0, le=30.0)
+    # the longest wait a 429 or 503 answer's Retry-After is granted; a longer one is cut to this
+    webhook_retry_after_max_seconds: float = Field(default=86400.0, ge=0.0)
     # where the demo set-up looks for Debian's dataset-fashion-mnist; without its files the demo uses digits
     demo_fashion_mnist_dir: Path = Path("/usr/share/datasets/fashion-mnist")
 

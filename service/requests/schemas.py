@@ -56,6 +56,10 @@ class DeletionRequestRead(BaseModel):
     )
     error: str | None = Field(description="why it failed")
     callback_url: str | None
+    callbacks_disabled_at: datetime | None = Field(
+        description="when the callback receiver answered 410 Gone: nothing more is sent to it for this request "
+        "(its delivery log says what was not sent) until a redelivery with reenable=true; null while enabled"
+    )
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None

@@ -353,6 +353,7 @@ def read_request(session: Session, request: DeletionRequest) -> DeletionRequestR
         else None,
         error=request.error,
         callback_url=request.callback_url,
+        callbacks_disabled_at=request.callback_disabled_at,
         created_at=request.created_at,
         updated_at=request.updated_at,
         completed_at=request.completed_at,

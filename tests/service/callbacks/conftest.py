@@ -27,7 +27,8 @@ def settings(database_url: str, data_root: Path, tmp_path: Path) -> Settings:
         signing_key=SEED_B64,
         signing_key_file=tmp_path / "unused-key",
         allow_private_callbacks=True,
-        webhook_max_attempts=3,
+        webhook_retry_delays_seconds=[10, 30],  # three attempts: the first, then after 10 s and after 30 s
+        webhook_retry_jitter=0.0,  # exact times; the jitter has tests of its own
     )
 
 
@@ -43,18 +44,25 @@ class Receiver:
     url: str
     port: int
     status: int = 204  # what it answers
+    headers: dict[str, str] = field(default_factory=dict)  # and with which headers (e.g. Retry-After)
+    # while cleared, it holds every answer back (a receiver that does not answer in time)
+    answering: threading.Event = field(default_factory=threading.Event)
     received: list[Received] = field(default_factory=list)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state = Receiver(url="", port=0)
+    state.answering.set()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # http.server's naming
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             state.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            state.answering.wait(timeout=30)
             self.send_response(state.status)
+            for name, value in state.headers.items():
+                self.send_header(name, value)
             self.send_header("content-length", "0")
             self.end_headers()
 
@@ -69,6 +77,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield state
     finally:
+        state.answering.set()  # a held answer would keep the server from closing
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

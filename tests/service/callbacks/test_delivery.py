@@ -1,5 +1,5 @@
 """The webhook outbox on SQLite and PostgreSQL: enqueue in the caller's transaction, signed delivery to a real
-HTTP receiver, retries with backoff, the SSRF re-check at delivery, the delivery loop and GET /v1/webhook-secret."""
+HTTP receiver, retries on the schedule, the SSRF re-check at delivery, the delivery loop and GET /v1/webhook-secret."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,79 +15,19 @@ from fastapi.testclient import TestClient
 from service.callbacks import repository, service, signing
 from service.db import session_factory
 from service.settings import Settings
-from service.tables import (
-    Dataset,
-    DeletionRequest,
-    Model,
-    RequestStatus,
-    WebhookDelivery,
-    WebhookStatus,
-    utcnow,
-)
-from tests.service.factories import TenantKey, count_rows
-
-
-def _request(database_url: str, tenant: TenantKey, callback_url: str | None) -> uuid.UUID:
-    """A completed deletion request of a model of the tenant, committed."""
-    with session_factory(database_url)() as session, session.begin():
-        dataset = Dataset(
-            tenant_id=tenant.tenant_id,
-            name=f"d-{uuid.uuid4().hex[:6]}",
-            format="digits",
-            path=None,
-            id_file=None,
-            spec={},
-            retain_access=True,
-            num_train=10,
-            num_test=5,
-            classes=["0", "1"],
-            input_shape=[1, 8, 8],
-        )
-        session.add(dataset)
-        session.flush()
-        model = Model(
-            tenant_id=tenant.tenant_id,
-            dataset_id=dataset.id,
-            name=f"m-{uuid.uuid4().hex[:6]}",
-            arch={},
-            method="amun",
-            unlearn_config={},
-        )
-        session.add(model)
-        session.flush()
-        request = DeletionRequest(
-            tenant_id=tenant.tenant_id,
-            model_id=model.id,
-            subject_request_id="crm-42",
-            payload_sha256="0" * 64,
-            sample_count=2,
-            status=RequestStatus.completed,
-            callback_url=callback_url,
-        )
-        session.add(request)
-        session.flush()
-        return request.id
-
-
-def _enqueue(database_url: str, request_id: uuid.UUID, event_type: str = "deletion_request.completed") -> None:
-    with session_factory(database_url)() as session, session.begin():
-        request = session.get(DeletionRequest, request_id)
-        service.enqueue(session, request=request, event_type=event_type, data={"version": 2})
-
-
-def _deliveries(database_url: str, request_id: uuid.UUID) -> list[WebhookDelivery]:
-    with session_factory(database_url)() as session:
-        return repository.for_request(session, request_id)
+from service.tables import DeletionRequest, RequestStatus, WebhookStatus, utcnow
+from tests.service.callbacks.rows import deliveries, enqueue, make_request
+from tests.service.factories import count_rows
 
 
 def test_enqueue_adds_nothing_when_the_request_has_no_callback_url(database_url, tenant) -> None:
-    request_id = _request(database_url, tenant, None)
-    _enqueue(database_url, request_id)
+    request_id = make_request(database_url, tenant, None)
+    enqueue(database_url, request_id)
     assert count_rows(database_url, "webhook_delivery") == 0
 
 
 def test_enqueued_callback_is_dropped_with_a_rolled_back_transaction(database_url, tenant, receiver) -> None:
-    request_id = _request(database_url, tenant, receiver.url)
+    request_id = make_request(database_url, tenant, receiver.url)
     with session_factory(database_url)() as session:
         request = session.get(DeletionRequest, request_id)
         service.enqueue(session, request=request, event_type="deletion_request.completed", data={})
@@ -99,8 +38,8 @@ def test_enqueued_callback_is_dropped_with_a_rolled_back_transaction(database_ur
 def test_receiver_gets_a_signed_post_verifiable_with_the_tenants_secret(
     database_url, tenant, receiver, settings: Settings, client: TestClient
 ) -> None:
-    request_id = _request(database_url, tenant, receiver.url)
-    _enqueue(database_url, request_id)
+    request_id = make_request(database_url, tenant, receiver.url)
+    enqueue(database_url, request_id)
     assert service.deliver_due(session_factory(database_url), settings=settings) == 1
 
     [got] = receiver.received
@@ -115,7 +54,7 @@ def test_receiver_gets_a_signed_post_verifiable_with_the_tenants_secret(
         "model_id": payload["data"]["model_id"],
         "version": 2,
     }
-    [row] = _deliveries(database_url, request_id)
+    [row] = deliveries(database_url, request_id)
     assert (row.status, row.attempts, row.last_error) == (WebhookStatus.delivered, 1, None)
     assert got.headers["webhook-id"] == f"msg_{row.id.hex}"
     assert row.delivered_at is not None
@@ -126,24 +65,25 @@ def test_failing_receiver_is_retried_with_backoff_then_failed_leaving_the_reques
     database_url, tenant, receiver, settings: Settings
 ) -> None:
     receiver.status = 500
-    request_id = _request(database_url, tenant, receiver.url)
-    _enqueue(database_url, request_id)
+    request_id = make_request(database_url, tenant, receiver.url)
+    enqueue(database_url, request_id)
     factory = session_factory(database_url)
     t0 = utcnow() + timedelta(seconds=1)
 
     assert service.deliver_due(factory, now=t0, settings=settings) == 1
-    [row] = _deliveries(database_url, request_id)
+    [row] = deliveries(database_url, request_id)
     assert (row.status, row.attempts, row.last_error) == (WebhookStatus.pending, 1, "HTTP 500")
+    assert (row.last_status_code, row.last_attempt_at) == (500, t0)
     assert row.next_attempt_at == t0 + timedelta(seconds=10)
 
     assert service.deliver_due(factory, now=t0 + timedelta(seconds=9), settings=settings) == 0  # not due yet
     assert service.deliver_due(factory, now=t0 + timedelta(seconds=10), settings=settings) == 1
-    [row] = _deliveries(database_url, request_id)
+    [row] = deliveries(database_url, request_id)
     assert row.attempts == 2 and row.next_attempt_at == t0 + timedelta(seconds=40)  # 10 s, then 30 s
 
     assert service.deliver_due(factory, now=t0 + timedelta(seconds=40), settings=settings) == 1
-    [row] = _deliveries(database_url, request_id)
-    assert (row.status, row.attempts) == (WebhookStatus.failed, 3)  # webhook_max_attempts = 3
+    [row] = deliveries(database_url, request_id)
+    assert (row.status, row.attempts) == (WebhookStatus.failed, 3)  # the first, then one per delay of two
     assert service.deliver_due(factory, now=t0 + timedelta(hours=2), settings=settings) == 0
 
     assert len(receiver.received) == 3
@@ -154,10 +94,6 @@ def test_failing_receiver_is_retried_with_backoff_then_failed_leaving_the_reques
     with factory() as session:
         request = session.get(DeletionRequest, request_id)
         assert (request.status, request.error) == (RequestStatus.completed, None)
-
-
-def test_backoff_schedule_grows_to_hourly() -> None:
-    assert [service.backoff_after(n).total_seconds() for n in range(1, 8)] == [10, 30, 120, 600, 3600, 3600, 3600]
 
 
 def test_delivery_connects_to_the_checked_address_and_keeps_the_host_name(
@@ -172,12 +108,12 @@ def test_delivery_connects_to_the_checked_address_and_keeps_the_host_name(
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    request_id = _request(database_url, tenant, f"http://receiver.test:{receiver.port}/hook")
-    _enqueue(database_url, request_id)
+    request_id = make_request(database_url, tenant, f"http://receiver.test:{receiver.port}/hook")
+    enqueue(database_url, request_id)
     assert service.deliver_due(session_factory(database_url), settings=settings) == 1
     [got] = receiver.received
     assert got.headers["host"] == f"receiver.test:{receiver.port}"
-    [row] = _deliveries(database_url, request_id)
+    [row] = deliveries(database_url, request_id)
     assert row.status == WebhookStatus.delivered
 
 
@@ -189,20 +125,20 @@ def test_a_url_that_now_resolves_to_a_private_address_is_refused_at_delivery(
         "getaddrinfo",
         lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))],
     )
-    request_id = _request(database_url, tenant, "https://hooks.example.com/hook")
-    _enqueue(database_url, request_id)
+    request_id = make_request(database_url, tenant, "https://hooks.example.com/hook")
+    enqueue(database_url, request_id)
     strict = settings.model_copy(update={"allow_private_callbacks": False})
     assert service.deliver_due(session_factory(database_url), settings=strict) == 1
-    [row] = _deliveries(database_url, request_id)
+    [row] = deliveries(database_url, request_id)
     assert (row.status, row.attempts) == (WebhookStatus.failed, 1)
     assert row.last_error.startswith("refused at delivery: callback_url host 'hooks.example.com' resolves to 10.0.0.5")
     assert receiver.received == []
 
 
 def test_a_message_is_claimed_by_one_sender_only(database_url, tenant, receiver) -> None:
-    request_id = _request(database_url, tenant, receiver.url)
-    _enqueue(database_url, request_id)
-    [row] = _deliveries(database_url, request_id)
+    request_id = make_request(database_url, tenant, receiver.url)
+    enqueue(database_url, request_id)
+    [row] = deliveries(database_url, request_id)
     now = utcnow() + timedelta(seconds=1)
     factory = session_factory(database_url)
     with factory() as session, session.begin():
@@ -220,8 +156,8 @@ def test_delivery_loop_sends_in_the_background_and_stops_when_told(
     )
     thread.start()
     try:
-        request_id = _request(database_url, tenant, receiver.url)
-        _enqueue(database_url, request_id)
+        request_id = make_request(database_url, tenant, receiver.url)
+        enqueue(database_url, request_id)
         deadline = time.monotonic() + 10
         while not receiver.received and time.monotonic() < deadline:
             time.sleep(0.02)
