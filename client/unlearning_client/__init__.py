@@ -64,7 +64,9 @@ from unlearning_client.models import (
     SigningKey,
     Version,
     VersionStatus,
+    WebhookDelivery,
     WebhookSecret,
+    WebhookStatus,
 )
 from unlearning_client.retry import NO_RETRIES, RetryPolicy
 from unlearning_client.signatures import PublicKey, public_key, report_sha256, verify_certificate, verify_signed
@@ -78,6 +80,6 @@ __all__ = [
     "RateLimited", "RequestEvent", "RequestStatus", "RetryPolicy", "SampleEvidence", "SampleEvidenceList",
     "ServerError", "ServiceUnavailable", "ServiceUnreachable", "SignatureError", "SigningKey", "Unauthorized",
     "UnexpectedAnswer", "UnlearningError", "UnsupportedMediaType", "ValidationFailed", "Version",
-    "VersionStatus", "WaitTimeout", "WebhookSecret", "__version__", "canonicalize", "public_key",
-    "report_sha256", "verify_certificate", "verify_signed",
+    "VersionStatus", "WaitTimeout", "WebhookDelivery", "WebhookSecret", "WebhookStatus", "__version__",
+    "canonicalize", "public_key", "report_sha256", "verify_certificate", "verify_signed",
 ]  # fmt: skip

@@ -35,6 +35,7 @@ from unlearning_client.models import (
     SampleEvidenceList,
     SigningKey,
     Version,
+    WebhookDelivery,
     WebhookSecret,
 )
 
@@ -298,6 +299,18 @@ def cancel_deletion_request(request_id: Id) -> Call[DeletionRequest]:
 
 def list_deletion_request_events(request_id: Id) -> Call[Page[RequestEvent]]:
     return Call("GET", f"/v1/deletion-requests/{_segment(request_id)}/events", _page(RequestEvent))
+
+
+def list_deliveries(
+    request_id: Id, limit: int | None = None, page_token: str | None = None
+) -> Call[Page[WebhookDelivery]]:
+    path = f"/v1/deletion-requests/{_segment(request_id)}/deliveries"
+    return Call("GET", path, _page(WebhookDelivery), params=_page_params(limit, page_token, None))
+
+
+def redeliver(request_id: Id, delivery_id: Id, *, reenable: bool) -> Call[WebhookDelivery]:
+    path = f"/v1/deletion-requests/{_segment(request_id)}/deliveries/{_segment(delivery_id)}/redeliver"
+    return Call("POST", path, _model(WebhookDelivery), params={"reenable": "true"} if reenable else None)
 
 
 def get_job(job_id: Id) -> Call[Job]:

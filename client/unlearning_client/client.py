@@ -39,6 +39,7 @@ from unlearning_client.models import (
     SampleEvidenceList,
     SigningKey,
     Version,
+    WebhookDelivery,
     WebhookSecret,
 )
 from unlearning_client.retry import RetryPolicy, is_idempotent, parse_retry_after
@@ -317,6 +318,20 @@ class Client:
     def iter_deletion_request_events(self, request_id: Id) -> Iterator[RequestEvent]:
         return self._iterate(calls.list_deletion_request_events(request_id))
 
+    def list_deliveries(self, request_id: Id, *, limit: int | None = None,
+                        page_token: str | None = None) -> Page[WebhookDelivery]:  # fmt: skip
+        """One page of the request's callback deliveries (the delivery log), oldest first."""
+        return self._send(calls.list_deliveries(request_id, limit, page_token))
+
+    def iter_deliveries(self, request_id: Id, *, page_size: int | None = None) -> Iterator[WebhookDelivery]:
+        return self._iterate(calls.list_deliveries(request_id, page_size))
+
+    def redeliver(self, request_id: Id, delivery_id: Id, *, reenable: bool = False) -> WebhookDelivery:
+        """Send a callback message again: a new delivery with the same webhook-id, signed afresh, queued (not
+        retried by this client: each call queues one more). Conflict while the request's receiver has disabled
+        its callbacks with 410 Gone, unless `reenable`, which turns them back on."""
+        return self._send(calls.redeliver(request_id, delivery_id, reenable=reenable))
+
     def wait_for_deletion_request(
         self, request_id: Id, *, timeout_s: float = 3600.0, poll_interval_s: float = 1.0
     ) -> DeletionRequest:
@@ -585,6 +600,16 @@ class AsyncClient:
 
     def iter_deletion_request_events(self, request_id: Id) -> AsyncIterator[RequestEvent]:
         return self._iterate(calls.list_deletion_request_events(request_id))
+
+    async def list_deliveries(self, request_id: Id, *, limit: int | None = None,
+                              page_token: str | None = None) -> Page[WebhookDelivery]:  # fmt: skip
+        return await self._send(calls.list_deliveries(request_id, limit, page_token))
+
+    def iter_deliveries(self, request_id: Id, *, page_size: int | None = None) -> AsyncIterator[WebhookDelivery]:
+        return self._iterate(calls.list_deliveries(request_id, page_size))
+
+    async def redeliver(self, request_id: Id, delivery_id: Id, *, reenable: bool = False) -> WebhookDelivery:
+        return await self._send(calls.redeliver(request_id, delivery_id, reenable=reenable))
 
     async def wait_for_deletion_request(
         self, request_id: Id, *, timeout_s: float = 3600.0, poll_interval_s: float = 1.0

@@ -61,6 +61,12 @@ class VersionStatus(enum.StrEnum):
     failed = "failed"
 
 
+class WebhookStatus(enum.StrEnum):
+    pending = "pending"  # waiting for its first or next attempt
+    delivered = "delivered"  # a 2xx answer came
+    failed = "failed"  # attempts spent, the URL refused, or the receiver's 410 disabled the request's callbacks
+
+
 # ---- operations ----
 
 
@@ -195,6 +201,7 @@ class DeletionRequest(Resource):
     guard_tripped: bool | None = None
     error: str | None = None
     callback_url: str | None = None
+    callbacks_disabled_at: datetime | None = None  # when the receiver answered 410 Gone; see redeliver(reenable=)
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
@@ -225,6 +232,23 @@ class RequestEvent(Resource):
     actor: str
     data: dict[str, Any]
     hash: str
+
+
+class WebhookDelivery(Resource):
+    """One callback message of a request, or one redelivery of it (the delivery log)."""
+
+    id: uuid.UUID
+    message_id: str  # the webhook-id header: the same on every attempt and every redelivery of the message
+    event_type: str
+    status: str  # WebhookStatus
+    attempts: int
+    last_status_code: int | None = None  # None if no answer came
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None  # None unless pending
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    redelivery_of: uuid.UUID | None = None  # the delivery of the message this one sends again
+    created_at: datetime
 
 
 # ---- audits, certificates, keys ----
