@@ -10,7 +10,7 @@ from service.datasets import service
 from service.datasets.schemas import DatasetCreate, DatasetList, DatasetRead
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
-from service.pagination import PageDep
+from service.pagination import CursorDep
 from service.routing import API_PREFIX, JsonBodyRoute, api_router
 
 router = api_router(
@@ -33,6 +33,5 @@ def get_dataset(dataset_id: uuid.UUID, principal: ReaderTenant, session: Session
 
 
 @router.get("", response_model=DatasetList, responses=problem_responses(422))
-def list_datasets(principal: ReaderTenant, session: SessionDep, page: PageDep) -> DatasetList:
-    items, next_offset = service.list_datasets(session, principal=principal, limit=page.limit, offset=page.offset)
-    return DatasetList(items=[DatasetRead.model_validate(d) for d in items], next_offset=next_offset)
+def list_datasets(principal: ReaderTenant, session: SessionDep, page: CursorDep) -> DatasetList:
+    return service.list_datasets(session, principal=principal, page=page)

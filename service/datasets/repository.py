@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.pagination import Sort, Window, fetch_page
 from service.tables import Dataset
+
+OLDEST_FIRST = Sort("created_at", (Dataset.created_at, Dataset.id))
 
 
 def insert_dataset(*, session: Session, tenant_id: uuid.UUID, **columns: Any) -> Dataset:
@@ -30,13 +33,5 @@ def get_dataset_by_name(*, session: Session, tenant_id: uuid.UUID, name: str) ->
     ).scalar_one_or_none()
 
 
-def list_datasets(*, session: Session, tenant_id: uuid.UUID, limit: int, offset: int) -> list[Dataset]:
-    return list(
-        session.execute(
-            select(Dataset)
-            .where(Dataset.tenant_id == tenant_id)
-            .order_by(Dataset.created_at, Dataset.id)
-            .limit(limit)
-            .offset(offset)
-        ).scalars()
-    )
+def list_datasets(*, session: Session, tenant_id: uuid.UUID, window: Window) -> tuple[list[Dataset], str | None]:
+    return fetch_page(session, select(Dataset).where(Dataset.tenant_id == tenant_id), window)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.pagination import PageRead
 from unlearning.specs import DATASET_FORMATS
 
 DatasetFormat = Literal[DATASET_FORMATS]  # type: ignore[valid-type]
@@ -78,6 +79,5 @@ class DatasetRead(BaseModel):
         }
 
 
-class DatasetList(BaseModel):
-    items: list[DatasetRead]
-    next_offset: int | None = Field(description="pass as offset for the next page; null on the last page")
+class DatasetList(PageRead[DatasetRead]):
+    """The tenant's datasets, oldest first."""

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from service.datasets import repository
-from service.datasets.schemas import DatasetCreate
+from service.datasets.schemas import DatasetCreate, DatasetList, DatasetRead
 from service.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from service.events import service as events
+from service.pagination import Cursor
 from service.tables import Dataset
 from service.tenants.service import Principal
 from unlearning.specs import DatasetSpec, SpecError, to_dict
@@ -133,11 +134,8 @@ def get_dataset(session: Session, *, principal: Principal, dataset_id: uuid.UUID
     return dataset
 
 
-def list_datasets(
-    session: Session, *, principal: Principal, limit: int, offset: int
-) -> tuple[list[Dataset], int | None]:
-    """One page of the tenant's datasets, oldest first, and the offset of the next page (None at the end)."""
-    page = repository.list_datasets(session=session, tenant_id=principal.tenant_id, limit=limit + 1, offset=offset)
-    if len(page) > limit:
-        return page[:limit], offset + limit
-    return page, None
+def list_datasets(session: Session, *, principal: Principal, page: Cursor) -> DatasetList:
+    """One page of the tenant's datasets, oldest first."""
+    window = page.window("datasets", repository.OLDEST_FIRST)
+    items, next_token = repository.list_datasets(session=session, tenant_id=principal.tenant_id, window=window)
+    return DatasetList(items=[DatasetRead.model_validate(d) for d in items], next_page_token=next_token)

@@ -12,7 +12,7 @@ from service.errors import problem_responses
 from service.models import service
 from service.models.schemas import ModelList, ModelRead
 from service.models.upload import UPLOAD_OPENAPI, ModelUploadDep
-from service.pagination import PageDep
+from service.pagination import CursorDep
 from service.routing import API_PREFIX, JsonBodyRoute, api_router
 
 router = api_router(
@@ -43,6 +43,5 @@ def get_model(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep)
 
 
 @router.get("", response_model=ModelList, responses=problem_responses(422))
-def list_models(principal: ReaderTenant, session: SessionDep, page: PageDep) -> ModelList:
-    items, next_offset = service.list_models(session, principal=principal, limit=page.limit, offset=page.offset)
-    return ModelList(items=items, next_offset=next_offset)
+def list_models(principal: ReaderTenant, session: SessionDep, page: CursorDep) -> ModelList:
+    return service.list_models(session, principal=principal, page=page)

@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.pagination import Sort, Window, fetch_page
 from service.tables import Model, ReferenceSet
+
+OLDEST_FIRST = Sort("created_at", (Model.created_at, Model.id))
 
 
 def insert_model(*, session: Session, tenant_id: uuid.UUID, **columns: Any) -> Model:
@@ -44,16 +47,8 @@ def lock_model(*, session: Session, tenant_id: uuid.UUID, model_id: uuid.UUID) -
     ).scalar_one_or_none()
 
 
-def list_models(*, session: Session, tenant_id: uuid.UUID, limit: int, offset: int) -> list[Model]:
-    return list(
-        session.execute(
-            select(Model)
-            .where(Model.tenant_id == tenant_id)
-            .order_by(Model.created_at, Model.id)
-            .limit(limit)
-            .offset(offset)
-        ).scalars()
-    )
+def list_models(*, session: Session, tenant_id: uuid.UUID, window: Window) -> tuple[list[Model], str | None]:
+    return fetch_page(session, select(Model).where(Model.tenant_id == tenant_id), window)
 
 
 def insert_reference_set(*, session: Session, **columns: Any) -> ReferenceSet:

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.pagination import PageRead
+
 
 class ModelManifest(BaseModel):
     """The JSON 'manifest' part of a model upload."""
@@ -47,6 +49,5 @@ class ModelRead(BaseModel):
     created_at: datetime
 
 
-class ModelList(BaseModel):
-    items: list[ModelRead]
-    next_offset: int | None = Field(description="pass as offset for the next page; null on the last page")
+class ModelList(PageRead[ModelRead]):
+    """The tenant's models, oldest first."""

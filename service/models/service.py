@@ -16,8 +16,9 @@ from service.datasets import repository as datasets_repo
 from service.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from service.events import service as events
 from service.models import repository
-from service.models.schemas import ModelManifest, ModelRead
+from service.models.schemas import ModelList, ModelManifest, ModelRead
 from service.models.upload import ModelUpload
+from service.pagination import Cursor
 from service.settings import Settings
 from service.storage import ObjectStore, StoredObject
 from service.tables import Dataset, Model, ReferenceSet, VersionStatus, utcnow
@@ -229,12 +230,11 @@ def read_models(session: Session, models: list[Model]) -> list[ModelRead]:
     ]
 
 
-def list_models(
-    session: Session, *, principal: Principal, limit: int, offset: int
-) -> tuple[list[ModelRead], int | None]:
-    page = repository.list_models(session=session, tenant_id=principal.tenant_id, limit=limit + 1, offset=offset)
-    next_offset = offset + limit if len(page) > limit else None
-    return read_models(session, page[:limit]), next_offset
+def list_models(session: Session, *, principal: Principal, page: Cursor) -> ModelList:
+    """One page of the tenant's models, oldest first."""
+    window = page.window("models", repository.OLDEST_FIRST)
+    items, next_token = repository.list_models(session=session, tenant_id=principal.tenant_id, window=window)
+    return ModelList(items=read_models(session, items), next_page_token=next_token)
 
 
 def lock_model(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model | None:

@@ -8,6 +8,7 @@ from fastapi import Response
 
 from service.deps import AdminTenant, SessionDep
 from service.errors import problem_responses
+from service.pagination import CursorDep
 from service.routing import API_PREFIX, JsonBodyRoute, api_router
 from service.tenants import service
 from service.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
@@ -27,10 +28,9 @@ def create_api_key(
     return ApiKeyCreated(**ApiKeyRead.model_validate(issued.api_key).model_dump(), key=issued.key)
 
 
-@router.get("", response_model=ApiKeyList)
-def list_api_keys(principal: AdminTenant, session: SessionDep) -> ApiKeyList:
-    keys = service.list_keys(session, principal=principal)
-    return ApiKeyList(items=[ApiKeyRead.model_validate(key) for key in keys])
+@router.get("", response_model=ApiKeyList, responses=problem_responses(422))
+def list_api_keys(principal: AdminTenant, session: SessionDep, page: CursorDep) -> ApiKeyList:
+    return service.list_keys(session, principal=principal, page=page)
 
 
 @router.delete("/{key_id}", status_code=204, responses=problem_responses(404, 409, 422))

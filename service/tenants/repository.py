@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.pagination import Sort, Window, fetch_page
 from service.tables import ApiKey, Tenant
+
+OLDEST_FIRST = Sort("created_at", (ApiKey.created_at, ApiKey.id))
 
 
 def insert_tenant(*, session: Session, name: str) -> Tenant:
@@ -49,12 +52,10 @@ def get_api_key(*, session: Session, tenant_id: uuid.UUID, key_id: uuid.UUID) ->
     ).scalar_one_or_none()
 
 
-def list_api_keys(*, session: Session, tenant_id: uuid.UUID) -> list[ApiKey]:
-    return list(
-        session.execute(
-            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)
-        ).scalars()
-    )
+def list_api_keys(
+    *, session: Session, tenant_id: uuid.UUID, window: Window
+) -> tuple[list[ApiKey], str | None]:
+    return fetch_page(session, select(ApiKey).where(ApiKey.tenant_id == tenant_id), window)
 
 
 def list_active_api_keys(*, session: Session, tenant_id: uuid.UUID) -> list[ApiKey]:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.pagination import PageRead
+
 Scope = Literal["admin", "write", "read"]
 
 
@@ -36,5 +38,5 @@ class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="the secret key; shown only in this response, store it now")
 
 
-class ApiKeyList(BaseModel):
-    items: list[ApiKeyRead]
+class ApiKeyList(PageRead[ApiKeyRead]):
+    """The tenant's API keys, revoked ones included, oldest first."""

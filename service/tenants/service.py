@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound, Unauthorized
 from service.events import service as events
+from service.pagination import Cursor
 from service.tables import ApiKey, Tenant, utcnow
 from service.tenants import repository
+from service.tenants.schemas import ApiKeyList, ApiKeyRead
 
 KEY_PREFIX = "ulk_"
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -125,8 +127,11 @@ def create_key(session: Session, *, principal: Principal, name: str, scopes: Ite
     return issue_key(session, tenant_id=principal.tenant_id, name=name, scopes=scopes, actor=principal.actor)
 
 
-def list_keys(session: Session, *, principal: Principal) -> list[ApiKey]:
-    return repository.list_api_keys(session=session, tenant_id=principal.tenant_id)
+def list_keys(session: Session, *, principal: Principal, page: Cursor) -> ApiKeyList:
+    """One page of the tenant's keys, revoked ones included, oldest first."""
+    window = page.window("api-keys", repository.OLDEST_FIRST)
+    items, next_token = repository.list_api_keys(session=session, tenant_id=principal.tenant_id, window=window)
+    return ApiKeyList(items=[ApiKeyRead.model_validate(key) for key in items], next_page_token=next_token)
 
 
 def revoke_key(session: Session, *, principal: Principal, key_id: uuid.UUID) -> ApiKey:

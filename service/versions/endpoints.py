@@ -13,7 +13,7 @@ from service.audits import service as audits
 from service.audits.schemas import CertificateRead, SampleEvidenceList
 from service.deps import ReaderTenant, SessionDep, SettingsDep
 from service.errors import problem_responses
-from service.pagination import PageDep
+from service.pagination import CursorDep
 from service.routing import api_router
 from service.versions import service
 from service.versions.schemas import VersionList, VersionRead
@@ -29,11 +29,8 @@ VersionNumber = Annotated[
 
 
 @router.get("", response_model=VersionList, responses=problem_responses(404, 422))
-def list_versions(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep, page: PageDep) -> VersionList:
-    items, next_offset = service.list_versions(
-        session, principal=principal, model_id=model_id, limit=page.limit, offset=page.offset
-    )
-    return VersionList(items=items, next_offset=next_offset)
+def list_versions(model_id: uuid.UUID, principal: ReaderTenant, session: SessionDep, page: CursorDep) -> VersionList:
+    return service.list_versions(session, principal=principal, model_id=model_id, page=page)
 
 
 @router.get("/{number}", response_model=VersionRead, responses=problem_responses(404, 422))

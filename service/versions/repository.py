@@ -10,7 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.pagination import Sort, Window, fetch_page
 from service.tables import DeletionRequest, ModelVersion, VersionStatus
+
+BY_NUMBER = Sort("number", (ModelVersion.number,))  # unique within a model's versions
 
 
 def insert_version(*, session: Session, **columns: Any) -> ModelVersion:
@@ -51,16 +54,10 @@ def latest_ready_numbers(*, session: Session, model_ids: Iterable[uuid.UUID]) ->
     return latest
 
 
-def list_versions(*, session: Session, model_id: uuid.UUID, limit: int, offset: int) -> list[ModelVersion]:
-    return list(
-        session.execute(
-            select(ModelVersion)
-            .where(ModelVersion.model_id == model_id)
-            .order_by(ModelVersion.number)
-            .limit(limit)
-            .offset(offset)
-        ).scalars()
-    )
+def list_versions(
+    *, session: Session, model_id: uuid.UUID, window: Window
+) -> tuple[list[ModelVersion], str | None]:
+    return fetch_page(session, select(ModelVersion).where(ModelVersion.model_id == model_id), window)
 
 
 def numbers_of(*, session: Session, version_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, int]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service.pagination import PageRead
 from service.tables import VersionStatus
 
 
@@ -44,6 +45,5 @@ class VersionRead(BaseModel):
     ready_at: datetime | None
 
 
-class VersionList(BaseModel):
-    items: list[VersionRead]
-    next_offset: int | None = Field(description="pass as offset for the next page; null on the last page")
+class VersionList(PageRead[VersionRead]):
+    """A model's versions, by number."""

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from service.errors import Conflict, NotFound, ProblemError
 from service.routing import API_PREFIX
 from service.models import repository as models_repo
+from service.pagination import Cursor
 from service.settings import Settings
 from service.storage import ObjectStore, StorageError
 from service.tables import ModelVersion, VersionStatus
 from service.tenants.service import Principal
 from service.versions import repository
-from service.versions.schemas import CheckpointRead, LineageRead, VersionRead
+from service.versions.schemas import CheckpointRead, LineageRead, VersionList, VersionRead
 
 PACKAGE = "unlearning-service"
 
@@ -69,14 +70,13 @@ def get_version(session: Session, *, principal: Principal, model_id: uuid.UUID, 
     return version
 
 
-def list_versions(
-    session: Session, *, principal: Principal, model_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[VersionRead], int | None]:
+def list_versions(session: Session, *, principal: Principal, model_id: uuid.UUID, page: Cursor) -> VersionList:
+    """One page of the model's versions, by number."""
     if models_repo.get_model(session=session, tenant_id=principal.tenant_id, model_id=model_id) is None:
         raise NotFound(f"no model {model_id}")
-    page = repository.list_versions(session=session, model_id=model_id, limit=limit + 1, offset=offset)
-    next_offset = offset + limit if len(page) > limit else None
-    return read_versions(session, page[:limit]), next_offset
+    window = page.window("versions", repository.BY_NUMBER, {"model_id": model_id})
+    items, next_token = repository.list_versions(session=session, model_id=model_id, window=window)
+    return VersionList(items=read_versions(session, items), next_page_token=next_token)
 
 
 def read_versions(session: Session, versions: list[ModelVersion]) -> list[VersionRead]:

@@ -80,9 +80,11 @@ def test_listing_shows_only_the_callers_datasets_a_page_at_a_time(
         client.post("/v1/datasets", json={**DIGITS, "name": name, "split_seed": 1}, headers=tenant.headers)
     client.post("/v1/datasets", json=DIGITS, headers=other_tenant.headers)
     first = client.get("/v1/datasets?limit=2", headers=tenant.headers).json()
-    second = client.get(f"/v1/datasets?limit=2&offset={first['next_offset']}", headers=tenant.headers).json()
+    second = client.get(
+        "/v1/datasets", params={"limit": 2, "page_token": first["next_page_token"]}, headers=tenant.headers
+    ).json()
     assert [d["name"] for d in first["items"] + second["items"]] == ["a", "b", "c"]
-    assert second["next_offset"] is None
+    assert second["next_page_token"] is None
 
 
 def test_duplicate_name_is_409(client: TestClient, tenant: TenantKey) -> None:

@@ -253,7 +253,7 @@ def test_versions_list_and_models_list_show_the_original(
 ) -> None:
     model = tiny.register_model(client, tenant, data_root)
     versions = client.get(f"/v1/models/{model['id']}/versions", headers=tenant.headers).json()
-    assert [v["number"] for v in versions["items"]] == [1] and versions["next_offset"] is None
+    assert [v["number"] for v in versions["items"]] == [1] and versions["next_page_token"] is None
     models = client.get("/v1/models", headers=tenant.headers).json()
     assert [m["id"] for m in models["items"]] == [model["id"]]
 
