@@ -163,11 +163,11 @@ def _decode_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
 
 
 def canonical_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
-    """The filters as the token records them: JSON values, unset ones left out, a repeated filter as a sorted
-    set (status=queued&status=running is status=running&status=queued)."""
+    """The filters as the token records them: JSON values, unset ones (None, an empty list) left out, a repeated
+    filter as a sorted set (status=queued&status=running is status=running&status=queued)."""
     canonical: dict[str, Any] = {}
     for name, value in sorted(filters.items()):
-        if value is None:
+        if value is None or value == []:
             continue
         value = to_jsonable_python(value)
         if isinstance(value, list):
@@ -291,22 +291,3 @@ def cursor_params(
 
 CursorDep = Annotated[Cursor, Depends(cursor_params)]
 
-
-# The limit/offset parameters of the lists not moved to cursors yet (this file's next change removes them).
-MAX_OFFSET = 2**63 - 1  # OFFSET is a 64-bit signed integer in SQLite and in PostgreSQL
-
-
-@dataclass(frozen=True)
-class Page:
-    limit: int
-    offset: int
-
-
-def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="page size")] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip, oldest first")] = 0,
-) -> Page:
-    return Page(limit=limit, offset=offset)
-
-
-PageDep = Annotated[Page, Depends(page_params)]
