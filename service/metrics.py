@@ -1,8 +1,8 @@
-"""Prometheus metrics of the job ledger, computed at scrape time: jobs by status and kind, and how long finished
-jobs took, by kind.
+"""Prometheus metrics of the ledger, computed at scrape time: jobs by status and kind, how long finished jobs took,
+by kind, and the deletion requests overdue per tenant.
 
 The numbers come from the database (the source of truth, shared by every API process and worker), read with
-two aggregate queries through a short-lived session; nothing is kept in process memory between scrapes, so
+three aggregate queries through a short-lived session; nothing is kept in process memory between scrapes, so
 every API replica reports the same values. When the database cannot be read the ledger families are left out
 of the scrape (and the failure is logged): the HTTP metrics of the same page must still be served.
 """
@@ -25,7 +25,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from service.db import session_factory
-from service.tables import Job, JobKind, JobStatus
+from service.requests import repository as requests_repo
+from service.tables import Job, JobKind, JobStatus, utcnow
 
 # Upper bounds (seconds) of the job-duration buckets: from a tiny model's job (about a second) to a large
 # one with reference models (an hour); anything longer lands in +Inf only.
@@ -33,6 +34,7 @@ JOB_SECONDS_BUCKETS: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600)
 
 JOBS_METRIC = "unlearning_jobs"
 JOB_SECONDS_METRIC = "unlearning_job_duration_seconds"
+OVERDUE_METRIC = "unlearning_overdue_deletion_requests"
 LEDGER_UP_METRIC = "unlearning_ledger_up"
 
 log = logging.getLogger("service.metrics")
@@ -98,8 +100,8 @@ def job_seconds_by_kind(
     return result
 
 
-class JobMetricsCollector(Collector):
-    """The ledger's job metrics, read from the database on every scrape."""
+class LedgerMetricsCollector(Collector):
+    """The ledger's job and overdue-request metrics, read from the database on every scrape."""
 
     def __init__(self, database_url: str, buckets: Sequence[float] = JOB_SECONDS_BUCKETS) -> None:
         if list(buckets) != sorted(set(buckets)) or not buckets:
@@ -113,6 +115,7 @@ class JobMetricsCollector(Collector):
             GaugeMetricFamily(LEDGER_UP_METRIC, _UP_HELP),
             GaugeMetricFamily(JOBS_METRIC, _JOBS_HELP, labels=["status", "kind"]),
             HistogramMetricFamily(JOB_SECONDS_METRIC, _SECONDS_HELP, labels=["kind"]),
+            GaugeMetricFamily(OVERDUE_METRIC, _OVERDUE_HELP, labels=["tenant"]),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -121,6 +124,7 @@ class JobMetricsCollector(Collector):
             with session_factory(self.database_url)() as session:
                 counts = count_jobs_by_status_and_kind(session)
                 durations = job_seconds_by_kind(session, self.buckets)
+                overdue = requests_repo.count_overdue_by_tenant(session=session, now=utcnow())
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             log.warning(
@@ -145,14 +149,21 @@ class JobMetricsCollector(Collector):
             seconds.add_metric([kind.value], [*buckets, ("+Inf", count)], sum_value=total)
         yield seconds
 
+        # every tenant, zeros included: a tenant that catches up must read 0, not vanish from the graph
+        overdue_requests = GaugeMetricFamily(OVERDUE_METRIC, _OVERDUE_HELP, labels=["tenant"])
+        for tenant, count in sorted(overdue.items()):
+            overdue_requests.add_metric([tenant], count)
+        yield overdue_requests
+
 
 _UP_HELP = "1 if this scrape could read the job ledger, 0 if the database was unreachable"
 _JOBS_HELP = "Jobs in the ledger, by status and kind"
 _SECONDS_HELP = "Run time of finished jobs (finished_at - started_at of the last attempt), by kind"
+_OVERDUE_HELP = "Deletion requests past their due date and still in flight (received to auditing), by tenant name"
 
 
 def ledger_registry(database_url: str) -> CollectorRegistry:
     """A registry holding only the ledger's collector; cheap enough to build per scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(JobMetricsCollector(database_url))
+    registry.register(LedgerMetricsCollector(database_url))
     return registry

@@ -31,6 +31,11 @@ ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.cancelled: frozenset(),
 }
 CANCELLABLE = frozenset({S.received, S.queued})  # SERVICE.md: cancelled only before running
+# The states of a request the service still has to finish: past its due date such a request is overdue. The others
+# are final. A failed request's claims were released and it never moves again: its samples are sent again in a
+# new request, which carries the controller's received_at and so the same clock (overdue at once if the due date
+# has passed); rejected named nothing the model was trained on; cancelled was withdrawn by the caller.
+IN_FLIGHT = frozenset({S.received, S.queued, S.running, S.auditing})
 
 
 class InvalidTransition(Conflict):

@@ -1,19 +1,22 @@
-"""HTTP routes of deletion requests: submit (write scope), read, list events, cancel."""
+"""HTTP routes of deletion requests: submit (write scope), list and search, read, list events, cancel."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Header, Query
 from fastapi.responses import JSONResponse
 
 from service.deps import ReaderTenant, SessionDep, SettingsDep, WriterTenant
 from service.errors import problem_responses
+from service.pagination import CursorDep
 from service.requests import service
 from service.requests.schemas import (
     DeletionRequestAccepted,
     DeletionRequestCreate,
+    DeletionRequestList,
+    DeletionRequestQuery,
     DeletionRequestRead,
     RequestEventList,
     RequestEventRead,
@@ -54,6 +57,15 @@ def submit_deletion_request(
     return JSONResponse(
         answer.body, status_code=answer.status_code, headers={"Location": f"{API_PREFIX}/deletion-requests/{answer.request_id}"}
     )
+
+
+@router.get("/deletion-requests", response_model=DeletionRequestList, responses=problem_responses(422))
+def list_deletion_requests(
+    query: Annotated[DeletionRequestQuery, Query()], principal: ReaderTenant, session: SessionDep, page: CursorDep
+) -> DeletionRequestList:
+    """The tenant's requests: find one by your own reference (subject_request_id), list what is overdue, or
+    reconcile by model, state, regulation and time range; newest first unless sort and order say otherwise."""
+    return service.list_requests(session, principal=principal, query=query, page=page)
 
 
 @router.get(

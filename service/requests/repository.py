@@ -17,17 +17,32 @@ from sqlalchemy import (
     Row,
     String,
     Uuid,
+    and_,
     any_,
     bindparam,
     cast,
     func,
+    not_,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from service.tables import Dataset, DeletionRequest, Event, ForgottenSample, Model, UTCDateTime
+from service.lifecycle.states import IN_FLIGHT
+from service.pagination import Sort, Window, fetch_page
+from service.requests.schemas import DeletionRequestQuery
+from service.tables import Dataset, DeletionRequest, Event, ForgottenSample, Model, Tenant, UTCDateTime
+
+# the orders of the request list (ascending here; the list asks for the direction), the id breaking ties
+REQUEST_SORTS = {
+    key: Sort(key, (column, DeletionRequest.id))
+    for key, column in (
+        ("created_at", DeletionRequest.created_at),
+        ("received_at", DeletionRequest.received_at),
+        ("due_at", DeletionRequest.due_at),
+    )
+}
 
 
 def insert_request(*, session: Session, **columns: Any) -> DeletionRequest:
@@ -141,4 +156,46 @@ def events_of_request(*, session: Session, request_id: uuid.UUID) -> list[Event]
             .order_by(Event.seq)
         ).scalars()
     )
+
+
+def overdue_at(now: datetime) -> ColumnElement[bool]:
+    """The request is overdue at `now`: its due date has passed and it is still in flight."""
+    in_flight = DeletionRequest.status.in_(sorted(IN_FLIGHT))
+    return and_(DeletionRequest.due_at.is_not(None), DeletionRequest.due_at < now, in_flight)
+
+
+def list_requests(
+    *, session: Session, tenant_id: uuid.UUID, query: DeletionRequestQuery, now: datetime, window: Window
+) -> tuple[list[DeletionRequest], str | None]:
+    """One page of the tenant's requests that pass every filter of `query`; `now` decides which are overdue."""
+    conditions = [DeletionRequest.tenant_id == tenant_id]
+    if query.model_id is not None:
+        conditions.append(DeletionRequest.model_id == query.model_id)
+    if query.status:
+        conditions.append(DeletionRequest.status.in_(query.status))
+    if query.subject_request_id is not None:
+        conditions.append(DeletionRequest.subject_request_id == query.subject_request_id)
+    if query.regulation is not None:
+        conditions.append(DeletionRequest.regulation == query.regulation)
+    if query.overdue is not None:
+        conditions.append(overdue_at(now) if query.overdue else not_(overdue_at(now)))
+    for column, after, before in (
+        (DeletionRequest.received_at, query.received_after, query.received_before),
+        (DeletionRequest.created_at, query.created_after, query.created_before),
+    ):
+        if after is not None:
+            conditions.append(column >= after)
+        if before is not None:
+            conditions.append(column < before)
+    return fetch_page(session, select(DeletionRequest).where(*conditions), window)
+
+
+def count_overdue_by_tenant(*, session: Session, now: datetime) -> dict[str, int]:
+    """Tenant name -> its requests overdue at `now`, zero included, in one GROUP BY."""
+    rows = session.execute(
+        select(Tenant.name, func.count(DeletionRequest.id))
+        .outerjoin(DeletionRequest, and_(DeletionRequest.tenant_id == Tenant.id, overdue_at(now)))
+        .group_by(Tenant.name)
+    )
+    return {name: int(count) for name, count in rows}
 

@@ -29,12 +29,15 @@ from service.jobs import service as jobs
 from service.lifecycle import states
 from service.models import service as models
 from service.models.datasets import train_ids
+from service.pagination import Cursor
 from service.requests import repository, writer_lock
 from service.requests.schemas import (
     AlreadyForgotten,
     ClaimedElsewhere,
     DeletionRequestAccepted,
     DeletionRequestCreate,
+    DeletionRequestList,
+    DeletionRequestQuery,
     DeletionRequestRead,
 )
 from service.settings import Settings
@@ -93,7 +96,10 @@ def due_date(regulation: str | None, received: datetime) -> datetime | None:
 
 
 def payload_hash(body: DeletionRequestCreate) -> str:
-    return hashlib.sha256(canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
+    # received_at left out when not sent: a body without it hashes as it did before the field existed, so a key
+    # replayed across that upgrade still matches
+    fields = body.model_dump(mode="json", exclude={"received_at"} if body.received_at is None else None)
+    return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
 
 def _replay(request: DeletionRequest, digest: str) -> Answer:
@@ -220,6 +226,7 @@ def _record(
             # the IDs themselves stay in the ledger; the chain binds them by hash
             "sample_ids_sha256": hashlib.sha256("\n".join(sorted(distinct)).encode()).hexdigest(),
             "regulation": body.regulation,
+            "received_at": request.received_at,
             "due_at": request.due_at,
             "idempotency_key": key,
         },
@@ -261,6 +268,7 @@ def _insert(
     sample_count: int,
 ) -> DeletionRequest:
     now = utcnow()
+    received = body.received_at or now  # the regulation's clock starts at the controller's receipt
     try:
         return repository.insert_request(
             session=session,
@@ -270,7 +278,8 @@ def _insert(
             idempotency_key=key,
             payload_sha256=digest,
             regulation=body.regulation,
-            due_at=due_date(body.regulation, now),
+            received_at=received,
+            due_at=due_date(body.regulation, received),
             sample_count=sample_count,
             already_forgotten_count=0,
             status=RequestStatus.received,
@@ -333,14 +342,22 @@ def get_request(session: Session, *, principal: Principal, request_id: uuid.UUID
     return request
 
 
-def read_request(session: Session, request: DeletionRequest) -> DeletionRequestRead:
+def is_overdue(request: DeletionRequest, now: datetime) -> bool:
+    """Its due date has passed and it is still in flight (service.lifecycle.states.IN_FLIGHT says why only then)."""
+    return request.due_at is not None and request.due_at < now and RequestStatus(request.status) in states.IN_FLIGHT
+
+
+def read_request(session: Session, request: DeletionRequest, *, now: datetime | None = None) -> DeletionRequestRead:
+    """The request as the API shows it; `now` (the clock's, unless given) decides whether it is overdue."""
     numbers = versions_repo.numbers_of(session=session, version_ids=[request.version_id])
     return DeletionRequestRead(
         id=request.id,
         model_id=request.model_id,
         subject_request_id=request.subject_request_id,
         regulation=request.regulation,
+        received_at=request.received_at,
         due_at=request.due_at,
+        overdue=is_overdue(request, now or utcnow()),
         status=RequestStatus(request.status),
         sample_count=request.sample_count,
         new_sample_count=request.sample_count - request.already_forgotten_count,
@@ -363,6 +380,19 @@ def read_request(session: Session, request: DeletionRequest) -> DeletionRequestR
 def list_events(session: Session, *, principal: Principal, request_id: uuid.UUID) -> list[Any]:
     get_request(session, principal=principal, request_id=request_id)
     return repository.events_of_request(session=session, request_id=request_id)
+
+
+def list_requests(
+    session: Session, *, principal: Principal, query: DeletionRequestQuery, page: Cursor
+) -> DeletionRequestList:
+    """One page of the tenant's requests that pass the query's filters, in its order."""
+    sort = repository.REQUEST_SORTS[query.sort].ordered(descending=query.order == "desc")
+    window = page.window("deletion-requests", sort, query.filters())
+    now = utcnow()  # one clock for the overdue filter and the overdue flags of the page
+    items, next_token = repository.list_requests(
+        session=session, tenant_id=principal.tenant_id, query=query, now=now, window=window
+    )
+    return DeletionRequestList(items=[read_request(session, r, now=now) for r in items], next_page_token=next_token)
 
 
 def cancel(session: Session, *, principal: Principal, request_id: uuid.UUID) -> DeletionRequest:

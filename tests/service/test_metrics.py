@@ -1,5 +1,6 @@
-"""Job metrics at /metrics, read from the ledger at scrape time: jobs by status and kind, a histogram of finished
-jobs' run time by kind (SQL aggregates only), and a scrape that still answers while the database is down."""
+"""Ledger metrics at /metrics, read from the ledger at scrape time: jobs by status and kind, a histogram of finished
+jobs' run time by kind, overdue deletion requests per tenant (SQL aggregates only), and a scrape that still
+answers while the database is down."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from sqlalchemy import event
 
 from service.app import create_app
 from service.db import session_factory
-from service.metrics import JOB_SECONDS_BUCKETS, JOB_SECONDS_METRIC, JOBS_METRIC, LEDGER_UP_METRIC
+from service.metrics import JOB_SECONDS_BUCKETS, JOB_SECONDS_METRIC, JOBS_METRIC, LEDGER_UP_METRIC, OVERDUE_METRIC
 from service.observability import JsonFormatter
 from service.settings import Settings
-from service.tables import Job, JobKind, JobStatus
+from service.tables import DeletionRequest, Job, JobKind, JobStatus, RequestStatus, utcnow
 from tests.service import tiny
-from tests.service.factories import TenantKey
+from tests.service.factories import TenantKey, make_tenant
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 # (kind, status, run seconds or None when no worker ever started it); the partial unique indexes allow one
@@ -165,3 +166,40 @@ def test_scrape_still_answers_without_the_job_families_when_the_database_is_down
     assert "http_requests" in families  # the HTTP metrics are served as before
     entry = json.loads(metrics_log.getvalue().splitlines()[-1])
     assert entry["level"] == "WARNING" and "OperationalError" in entry["error"]
+
+
+def _requests(database_url: str, tenant: TenantKey, model_id: str, due_and_status: list[tuple[timedelta, str]]) -> None:
+    now = utcnow()
+    with session_factory(database_url)() as session, session.begin():
+        for due_in, status in due_and_status:
+            session.add(
+                DeletionRequest(
+                    tenant_id=tenant.tenant_id, model_id=uuid.UUID(model_id), payload_sha256="0" * 64,
+                    sample_count=1, status=RequestStatus(status), regulation="gdpr", due_at=now + due_in,
+                )
+            )  # fmt: skip
+
+
+def test_scrape_counts_the_overdue_requests_of_every_tenant_in_one_aggregate(
+    client: TestClient, tenant: TenantKey, other_tenant: TenantKey, data_root: Path, database_url: str
+) -> None:
+    late, early = -timedelta(days=1), timedelta(days=1)
+    mine = tiny.register_model(client, tenant, data_root)
+    theirs = tiny.register_model(client, other_tenant, data_root)
+    # overdue: past the due date and in flight; a completed or failed request, or one not yet due, is not
+    _requests(database_url, tenant, mine["id"], [(late, "queued"), (late, "auditing"), (late, "completed"),
+                                                 (late, "failed"), (early, "queued")])  # fmt: skip
+    _requests(database_url, other_tenant, theirs["id"], [(late, "received")])
+    make_tenant(database_url, "initech")  # no requests at all
+    statements: list[str] = []
+    engine = session_factory(database_url).kw["bind"]
+    record = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        families = _families(client.get("/metrics").text)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    counts = {dict(key)["tenant"]: value for key, value in _samples(families[OVERDUE_METRIC], OVERDUE_METRIC).items()}
+    assert counts == {"acme": 2.0, "globex": 1.0, "initech": 0.0}
+    (query,) = [s for s in statements if "deletion_request" in s]
+    assert "GROUP BY" in query and "count(" in query.lower()
