@@ -33,6 +33,8 @@ class Profile:
     tuning_runs: int = 2  # runs per tuned setting, scored on their mean
     max_acc_drop: float = 1.0  # utility constraint: validation accuracy within this many points of the original
     salun_ratios: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7)  # SalUn's mask ratio, searched at the tuned schedule
+    # AMUN's fine-tuning mix, tuned with the schedule: with D_F (the paper's default) and without (D_R u D_A)
+    forget_mixes: tuple[bool, ...] = (True, False)
     eps_rules: tuple[str, ...] = ("quantile", "median", "fixed")  # starting-radius rules the radius study compares
     radius_lr: tuple[float, float] = (0.05, 0.05)  # AMUN's rate in the radius study: with D_R, without
     train_size: int | None = None  # class-balanced subset of the train split; None = all of it

@@ -79,7 +79,7 @@ def fold(runs: list[dict[str, Any]], extra_keys: tuple[str, ...] = ()) -> list[d
                     row["std"][m] = spread
         phases = sorted({p for r in members for p in r.get("seconds", {})})
         row["seconds"] = {p: _mean_std([r["seconds"].get(p) for r in members])[0] for p in phases}
-        for k in ("lr", "step_size", "salun_ratio"):
+        for k in ("lr", "step_size", "salun_ratio", "forget_in_mix"):
             if k in members[0]:
                 row[k] = members[0][k]
         rows.append(row)
@@ -98,7 +98,8 @@ def fold_stream(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                  "request_fraction": members[0]["request_fraction"],
                                  "request_size": members[0]["request_size"], "seeds": len(members),
                                  "diverged_seeds": len(members) - len(done), "lr": members[0].get("lr"),
-                                 "step_size": members[0].get("step_size")}
+                                 "step_size": members[0].get("step_size"),
+                                 "forget_in_mix": members[0].get("forget_in_mix")}
         union: dict[str, Any] = {"std": {}}
         for m in METRICS:
             if any(m in r.get("union", {}) for r in done):
@@ -151,6 +152,8 @@ def setting_name(row: dict[str, Any]) -> str:
     if row["method"] in ("original", "retrain"):
         return "-"
     name = "subsampled D_R" if row["subsampled"] else ("with D_R" if row["retain_access"] else "without D_R")
+    if row.get("forget_in_mix") is False:  # AMUN fine-tuned without D_F: D_R u D_A (D_A alone without D_R)
+        name += ", no D_F in mix"
     return name + (" + stop" if row.get("stopping") else "")
 
 
@@ -297,8 +300,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"## Tuned schedules (tuning subset of {tuning['forget_size']}, mean of {tuning['runs']} runs, "
                   f"validation accuracy within {tuning['max_acc_drop']} point of the original's "
                   f"{tuning['original_val_acc']:.2f})", "",
-                  "| setting | chosen lr | step | SalUn ratio | constraint met | grid: (lr, step) mean gap or why not |",
-                  "|---|---|---|---|---|---|"]
+                  "| setting | chosen lr | step | SalUn ratio | AMUN mix | constraint met "
+                  "| grid: (lr, step) mean gap or why not |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [_tuning_line(key, c) for key, c in tuning["schedule"].items()]
     figures = [f"![confidence histograms]({result['profile']}-confidence.png)",
                f"![average gap per method]({result['profile']}-gaps.png)"] if result["rows"] else []
@@ -311,8 +315,15 @@ def _tuning_line(key: str, c: dict[str, Any]) -> str:
     grid = "; ".join(f"({g['lr']}, {g['step_size']}) "
                      + (f"{g['mean_gap_mis']:.2f}" if g["feasible"] else (g["reason"] or "").split(":")[0])
                      for g in c["grid"])
+    mix = c.get("forget_in_mix")
+    mix_cell = "-" if mix is None or "other_mixes" not in c else ("D_F in" if mix else "D_F out")
+    for other, oc in c.get("other_mixes", {}).items():  # the mix not chosen, and how close it came
+        best = next(g for g in oc["grid"] if g["lr"] == oc["lr"] and g["step_size"] == oc["step_size"])
+        gap = "-" if best["mean_gap_mis"] is None else f"{best['mean_gap_mis']:.2f}"
+        grid += (f" <br> D_F {'in' if other == 'True' else 'out'}: best ({oc['lr']}, {oc['step_size']}) {gap}"
+                 f"{'' if oc['constraint_met'] else ' (constraint not met)'}")
     return (f"| {key} | {c['lr']} | {c['step_size']} | {c.get('salun_ratio', '-') if 'salun' in key else '-'} "
-            f"| {'yes' if c['constraint_met'] else '**no**'} | {grid} |")
+            f"| {mix_cell} | {'yes' if c['constraint_met'] else '**no**'} | {grid} |")
 
 
 def _stream_markdown(result: dict[str, Any]) -> list[str]:
@@ -334,7 +345,8 @@ def _stream_markdown(result: dict[str, Any]) -> list[str]:
         u, sd = e["union"], e["union"]["std"]
         cell = lambda m: _fmt(u.get(m), sd.get(m))  # noqa: E731
         lines.append(
-            f"| {e['method']} | {e['mode']} | {e.get('lr') or '-'} | {e.get('step_size') or '-'} "
+            f"| {e['method']} | {e['mode']}{', no D_F in mix' if e.get('forget_in_mix') is False else ''} "
+            f"| {e.get('lr') or '-'} | {e.get('step_size') or '-'} "
             f"| {cell('forget_acc')} | {cell('retain_acc')} | {cell('test_acc')} | {cell('mis')} | {cell('rmia_ft_auc')} "
             f"| {cell('avg_gap_mis')} | {cell('avg_gap_rmia')} | {_fmt(e['per_request_seconds'], digits=1)} "
             f"| {_fmt(e['speedup_vs_retrain'], digits=1)} | {e['guard_tripped_seeds']}/{e['seeds']} |"

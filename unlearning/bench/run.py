@@ -37,7 +37,7 @@ from unlearning.loop import TrainingDiverged
 from unlearning.methods import run_unlearning
 from unlearning.models import checkpoint_bytes, load_checkpoint
 from unlearning.progress import Progress
-from unlearning.specs import UnlearnConfig, to_dict
+from unlearning.specs import AMUN_METHODS, UnlearnConfig, to_dict
 from unlearning.splits import holdout_split, reference_membership, reference_seed
 from unlearning.successive import remaining
 from unlearning.train import seeded_generator, train_model
@@ -268,18 +268,27 @@ class Bench:
                 self.log(f"tuned {key}: kept from the interrupted run (lr {done[key]['lr']}, step {done[key]['step_size']})")
                 continue
             grid = self.p.lr_grid if cfg.retain_access else self.p.lr_grid_no_retain
-            choice = tune_schedule(self.original, cfg, list(grid), list(self.p.step_grid), forget=self.t_forget,
-                                   retain=self.t_retain, retain_eval=self.t_retain_eval, test=self.val,
-                                   reference=self.t_reference, original_test_acc=self.original_val_acc,
-                                   runs=self.p.tuning_runs, max_acc_drop=self.p.max_acc_drop, holdout=self.val,
-                                   progress=self.progress(f"tune {key}"))
+            # AMUN's mix is tuned with its schedule: with or without D_F (the gentler mix wants another rate)
+            mixes = self.p.forget_mixes if cfg.method in AMUN_METHODS else (cfg.forget_in_mix,)
+            by_mix = {mix: tune_schedule(self.original, dataclasses.replace(cfg, forget_in_mix=mix), list(grid),
+                                         list(self.p.step_grid), forget=self.t_forget, retain=self.t_retain,
+                                         retain_eval=self.t_retain_eval, test=self.val, reference=self.t_reference,
+                                         original_test_acc=self.original_val_acc, runs=self.p.tuning_runs,
+                                         max_acc_drop=self.p.max_acc_drop, holdout=self.val,
+                                         progress=self.progress(f"tune {key}{'' if mix else ' -D_F'}"))
+                      for mix in mixes}
+            mix, choice = min(by_mix.items(), key=lambda kv: _choice_rank(kv[1]))
             entry = dataclasses.asdict(choice)
+            entry["forget_in_mix"] = mix
+            if len(by_mix) > 1:  # the mix not chosen, whole, so the report can show why
+                entry["other_mixes"] = {str(m): dataclasses.asdict(c) for m, c in by_mix.items() if m != mix}
             entry["salun_ratio"] = cfg.salun_ratio
             if cfg.method in ("salun", "amun_salun") and len(self.p.salun_ratios) > 1:
                 entry["salun_ratio"], entry["salun_ratio_grid"] = self.tune_ratio(
-                    dataclasses.replace(cfg, lr=choice.lr, step_size=choice.step_size), key)
+                    dataclasses.replace(cfg, lr=choice.lr, step_size=choice.step_size, forget_in_mix=mix), key)
             choices[key] = entry
-            self.log(f"tuned {key}: lr {choice.lr}, step {choice.step_size}, ratio {entry['salun_ratio']} "
+            self.log(f"tuned {key}: lr {choice.lr}, step {choice.step_size}, D_F in the mix {mix}, "
+                     f"ratio {entry['salun_ratio']} "
                      f"({'' if choice.constraint_met else 'utility constraint NOT met; '}"
                      f"grid {[(g.lr, g.step_size, None if g.mean_gap_mis is None else round(g.mean_gap_mis, 2)) for g in choice.grid]})")
             if snap is not None:
@@ -322,7 +331,8 @@ class Bench:
     def config_for(self, key: str) -> UnlearnConfig:
         cfg = dict(self.settings())[key]
         tuned = self.tuning["schedule"][key.removesuffix("+stop")]
-        return dataclasses.replace(cfg, lr=tuned["lr"], step_size=tuned["step_size"], salun_ratio=tuned["salun_ratio"])
+        return dataclasses.replace(cfg, lr=tuned["lr"], step_size=tuned["step_size"], salun_ratio=tuned["salun_ratio"],
+                                   forget_in_mix=tuned.get("forget_in_mix", cfg.forget_in_mix))
 
     def forget_once(self, model: nn.Module, forget_ids: np.ndarray, seed: int,
                     panels: dict) -> tuple[list[dict], dict]:
@@ -376,6 +386,7 @@ class Bench:
                 "attack_pgd50_passes": result.attack_passes / (50 * len(forget)),
                 "speedup_vs_retrain": retrain.seconds / spent if spent > 0 else None,
                 "lr": cfg.lr, "step_size": cfg.step_size, "salun_ratio": cfg.salun_ratio,
+                "forget_in_mix": cfg.forget_in_mix,
                 "epochs_run": result.epochs_run, "adversarial": result.adversarial,
                 "stopped_early": result.stopped_early, "guard_tripped": result.guard_tripped,
             })
@@ -386,6 +397,13 @@ class Bench:
         if seed == self.p.seeds[0]:
             panels["original"], panels["retrain"] = orig_conf, ref_conf
         return rows, pair
+
+
+def _choice_rank(choice) -> tuple[bool, float, float]:
+    """Order of tuned schedules of one setting (e.g. AMUN with and without D_F in its mix): one that met the
+    utility constraint first, then the smaller mean gap of its chosen point, then the higher accuracy."""
+    best = next(g for g in choice.grid if g.lr == choice.lr and g.step_size == choice.step_size)
+    return (not choice.constraint_met, best.mean_gap_mis, -best.mean_test_acc)
 
 
 def setting_key(method: str, retain_access: bool, subsampled: bool) -> str:

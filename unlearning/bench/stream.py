@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from unlearning.bench.run import Bench
 
 MODES = ("full", "subsampled", "no_retain")
+_TABLE_SETTING = {"full": "amun/with-DR", "subsampled": "amun/subsampled", "no_retain": "amun/no-DR"}
 
 
 def mode_config(base: UnlearnConfig, mode: str, retain_multiple: float, retain_min: int) -> UnlearnConfig:
@@ -72,6 +73,11 @@ def stream_settings(bench: Bench) -> list[tuple[str, str, UnlearnConfig]]:
                 continue
             cfg = mode_config(dataclasses.replace(bench.base, method=method, stop=p.stream_stop), mode,
                               p.retain_multiple, p.retain_min)
+            if method == "amun" and bench.tuning is not None:
+                # the mix the table's tuning chose for AMUN with the same access to D_R (the stream tunes
+                # only the schedule for small requests)
+                tuned = bench.tuning["schedule"].get(_TABLE_SETTING[mode], {})
+                cfg = dataclasses.replace(cfg, forget_in_mix=tuned.get("forget_in_mix", cfg.forget_in_mix))
             out.append((mode, f"{method}/{mode}", cfg))
     return out
 
@@ -141,7 +147,7 @@ def stream_rows(bench: Bench, pool: np.ndarray, seed: int, settings: list[tuple[
     for mode, key, cfg in settings:
         cfg = dataclasses.replace(cfg, seed=seed)
         entry = {**base, "mode": mode, "method": cfg.method, "setting": key, "lr": cfg.lr,
-                 "step_size": cfg.step_size, "retrain_seconds": retrain.seconds}
+                 "step_size": cfg.step_size, "forget_in_mix": cfg.forget_in_mix, "retrain_seconds": retrain.seconds}
         try:
             model, per_request = run_stream(bench, cfg, requests, label=f"seed {seed} stream {key}",
                                             test=bench.test_eval)

@@ -66,6 +66,14 @@ def test_tuning_covers_every_setting_with_its_whole_grid_and_salun_ratios(smoke)
         assert len(choice["grid"]) == len(choice["lrs"]) * len(choice["step_sizes"])
         assert (choice["lr"], choice["step_size"]) in {(g["lr"], g["step_size"]) for g in choice["grid"]}
     assert [g["salun_ratio"] for g in schedule["amun_salun/with-DR"]["salun_ratio_grid"]] == list(SMOKE.salun_ratios)
+    # AMUN's mix (with or without D_F) is tuned with its schedule; the mix not chosen is kept whole
+    for key in ("amun/with-DR", "amun/no-DR", "amun/subsampled"):
+        chosen = schedule[key]["forget_in_mix"]
+        assert set(schedule[key]["other_mixes"]) == {str(not chosen)}
+    assert "other_mixes" not in schedule["rl/with-DR"] and schedule["rl/with-DR"]["forget_in_mix"] is True
+    row = next(r for r in result["rows"] if r["method"] == "amun" and r["retain_access"] and not r["subsampled"]
+               and not r["stopping"])
+    assert row["forget_in_mix"] == schedule["amun/with-DR"]["forget_in_mix"]
     studies = result["attack"]["studies"]
     assert {s["eps_rule"] for s in studies} == set(SMOKE.eps_rules)
     assert result["attack"]["eps_rule"] in SMOKE.eps_rules
