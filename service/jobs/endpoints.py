@@ -1,16 +1,18 @@
-"""HTTP routes of jobs: read progress (read scope) and cancel (write scope); and, on a model, start training RMIA
-reference models and start tuning the unlearning rate and schedule (write scope)."""
+"""HTTP routes of jobs: list and read progress (read scope) and cancel (write scope); and, on a model, start
+training RMIA reference models and start tuning the unlearning rate and schedule (write scope)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import Response
+from fastapi import Query, Response
 
 from service.deps import ReaderTenant, SessionDep, WriterTenant
 from service.errors import problem_responses
 from service.jobs import service
-from service.jobs.schemas import JobRead, ReferenceModelsCreate, TuningCreate
+from service.jobs.schemas import JobList, JobQuery, JobRead, ReferenceModelsCreate, TuningCreate
+from service.pagination import CursorDep
 from service.routing import API_PREFIX, JsonBodyRoute, api_router
 from service.tables import JobStatus
 
@@ -19,6 +21,14 @@ router = api_router("/jobs", tags=["jobs"], responses=problem_responses(401, 403
 model_jobs_router = api_router(
     "/models", tags=["models"], responses=problem_responses(401, 403), route_class=JsonBodyRoute
 )
+
+
+@router.get("", response_model=JobList, responses=problem_responses(422))
+def list_jobs(
+    query: Annotated[JobQuery, Query()], principal: ReaderTenant, session: SessionDep, page: CursorDep
+) -> JobList:
+    """The tenant's jobs, newest first: what runs, what waits, and what failed and why."""
+    return service.list_jobs(session, principal=principal, query=query, page=page)
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404, 422))

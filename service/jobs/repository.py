@@ -13,7 +13,11 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service.jobs.schemas import JobQuery
+from service.pagination import Sort, Window, fetch_page
 from service.tables import DeletionRequest, Job, JobKind, JobStatus
+
+NEWEST_FIRST = Sort("created_at", (Job.created_at, Job.id), descending=True)
 
 
 def insert_job(*, session: Session, **columns: Any) -> Job:
@@ -25,6 +29,20 @@ def insert_job(*, session: Session, **columns: Any) -> Job:
 
 def get_job(*, session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
     return session.execute(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)).scalar_one_or_none()
+
+
+def list_jobs(
+    *, session: Session, tenant_id: uuid.UUID, query: JobQuery, window: Window
+) -> tuple[list[Job], str | None]:
+    """One page of the tenant's jobs that pass every filter of `query`."""
+    conditions = [Job.tenant_id == tenant_id]
+    if query.model_id is not None:
+        conditions.append(Job.model_id == query.model_id)
+    if query.status:
+        conditions.append(Job.status.in_(query.status))
+    if query.kind:
+        conditions.append(Job.kind.in_(query.kind))
+    return fetch_page(session, select(Job).where(*conditions), window)
 
 
 def get_job_any_tenant(*, session: Session, job_id: uuid.UUID) -> Job | None:

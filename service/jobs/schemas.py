@@ -1,4 +1,4 @@
-"""Job request and response bodies: starting reference-model training and tuning, and a job's progress."""
+"""Job request and response bodies: starting reference-model training and tuning, a job's progress, the list."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.pagination import PageRead
 from service.tables import JobKind, JobStatus
 
 
@@ -29,6 +30,20 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobList(PageRead[JobRead]):
+    """The tenant's jobs that pass the filters, newest first."""
+
+
+class JobQuery(BaseModel):
+    """The filters of GET /v1/jobs (all must hold), as query parameters."""
+
+    model_id: uuid.UUID | None = Field(default=None, description="only this model's jobs")
+    status: list[JobStatus] = Field(
+        default_factory=list, description="only jobs in one of these states; repeat it for several"
+    )
+    kind: list[JobKind] = Field(default_factory=list, description="only jobs of these kinds; repeat it for several")
 
 
 class ReferenceModelsCreate(BaseModel):

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from service.errors import Conflict, NotFound, Unprocessable
 from service.events import service as events
 from service.jobs import dispatch, repository
-from service.jobs.schemas import JobRead, ReferenceModelsCreate, TuningCreate
+from service.jobs.schemas import JobList, JobQuery, JobRead, ReferenceModelsCreate, TuningCreate
 from service.lifecycle import service as lifecycle
 from service.lifecycle import states
 from service.models import service as models
+from service.pagination import Cursor
 from service.settings import Settings
 from service.storage import StoredObject
 from service.tables import (
@@ -191,6 +192,14 @@ def get_job(session: Session, *, principal: Principal, job_id: uuid.UUID) -> Job
     if job is None:
         raise NotFound(f"no job {job_id}")  # also for another tenant's
     return job
+
+
+def list_jobs(session: Session, *, principal: Principal, query: JobQuery, page: Cursor) -> JobList:
+    """One page of the tenant's jobs that pass the query's filters, newest first."""
+    window = page.window("jobs", repository.NEWEST_FIRST, query.model_dump())
+    items, next_token = repository.list_jobs(session=session, tenant_id=principal.tenant_id, query=query, window=window)
+    now = utcnow()
+    return JobList(items=[read_job(session, job, now=now) for job in items], next_page_token=next_token)
 
 
 def read_job(session: Session, job: Job, *, now: datetime | None = None) -> JobRead:
