@@ -22,6 +22,7 @@ from service.models.endpoints import router as models_router
 from service.observability import HttpMetrics, RequestContextMiddleware, configure_logging
 from service.requests.endpoints import router as requests_router
 from service.settings import Settings, get_settings
+from service.suppression.endpoints import router as suppression_router
 from service.tenants.endpoints import router as api_keys_router
 from service.versions.endpoints import router as versions_router
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model_jobs_router)
     app.include_router(versions_router)
     app.include_router(requests_router)
+    app.include_router(suppression_router)
     app.include_router(jobs_router)
     app.include_router(audits_router)
     app.include_router(callbacks_router)

@@ -186,6 +186,11 @@ class Window:
     limit: int
     after: tuple[Any, ...] | None
 
+    def following(self, item: Any) -> Window:
+        """The window of the page after the one that ended with `item` (for readers that page through a whole
+        list themselves, such as a streamed export)."""
+        return replace(self, after=self.sort.key_of(item))
+
     def token_after(self, item: Any) -> str:
         content = {
             "v": TOKEN_VERSION,
