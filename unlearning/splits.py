@@ -12,19 +12,26 @@ REFERENCE_PAIR_SEED = 1000  # pair p of reference models splits the training spl
 REFERENCE_MODEL_SEED = 100  # reference model i trains with seed 100 + i
 
 
-def reference_membership(n: int, k: int) -> np.ndarray:
+def reference_membership(n: int, k: int, excluded: np.ndarray | None = None) -> np.ndarray:
     """Which of `n` training samples each of `k` reference models trains on, as a (k, n) bool matrix.
 
-    Models come in pairs: model 2p trains on a random half drawn with rng seed REFERENCE_PAIR_SEED + p and
-    model 2p + 1 on the rest, so every sample is OUT of exactly k/2 models (offline RMIA's OUT references).
+    Models come in pairs: model 2p trains on a random half of the kept samples drawn with rng seed
+    REFERENCE_PAIR_SEED + p and model 2p + 1 on the rest, so every kept sample is OUT of exactly k/2 models
+    (offline RMIA's OUT references). `excluded` (positions, e.g. every sample a deletion request claimed) are
+    OUT of all k: no reference model ever holds them. Without exclusions the halves are those drawn before
+    exclusions existed, so stored sets and measured results keep their meaning.
     """
     if k < 2 or k % 2:
         raise ValueError(f"reference models come in complementary pairs: k must be even and at least 2, got {k}")
+    out = np.zeros(n, dtype=bool)
+    if excluded is not None and len(excluded):
+        out[np.asarray(excluded, dtype=np.int64)] = True
+    kept = np.flatnonzero(~out)  # sorted positions; all of them when nothing is excluded
     membership = np.zeros((k, n), dtype=bool)
     for pair in range(k // 2):
-        half = np.random.default_rng(REFERENCE_PAIR_SEED + pair).permutation(n)[: n // 2]
+        half = kept[np.random.default_rng(REFERENCE_PAIR_SEED + pair).permutation(len(kept))[: len(kept) // 2]]
         membership[2 * pair, half] = True
-        membership[2 * pair + 1] = ~membership[2 * pair]
+        membership[2 * pair + 1, kept] = ~membership[2 * pair, kept]
     return membership
 
 

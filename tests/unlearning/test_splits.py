@@ -65,3 +65,16 @@ def test_the_held_out_half_is_the_one_earlier_audits_and_benchmarks_used():
         order = np.random.default_rng(seed).permutation(300)
         held_out, scored = holdout_split(300, seed=seed)
         assert np.array_equal(held_out, np.sort(order[:150])) and np.array_equal(scored, np.sort(order[150:]))
+
+
+def test_excluded_samples_are_out_of_every_reference_model_and_the_rest_split_in_halves():
+    n, excluded = 101, np.array([0, 5, 17, 99])
+    membership = reference_membership(n, 4, excluded=excluded)
+    assert not membership[:, excluded].any()
+    kept = np.setdiff1d(np.arange(n), excluded)
+    assert ((~membership[:, kept]).sum(axis=0) == 2).all()  # every kept sample OUT of exactly k/2
+    assert membership[0, kept].sum() == len(kept) // 2
+
+
+def test_no_exclusions_draw_the_same_halves_as_before_exclusions_existed():
+    assert np.array_equal(reference_membership(50, 4, excluded=np.array([], dtype=int)), reference_membership(50, 4))

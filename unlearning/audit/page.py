@@ -178,8 +178,11 @@ def render_html(report: dict[str, Any], evidence_png: bytes, history_png: bytes 
             "models: fewer make a weaker attack.</p>"
         )
     else:
-        rmia_html = ("<p>RMIA was <strong>not measured</strong> (no reference models were trained for this model): "
-                     "the membership score is the loss attack's, calibrated against never-seen test data.</p>")  # fmt: skip
+        # why not, in the caller's words when it gave them (a service: its reference models were destroyed
+        # because they held forgotten samples, and new ones are being trained)
+        why = (context.get("reference_set") or {}).get("reason") or "no reference models were trained for this model"
+        rmia_html = (f"<p>RMIA was <strong>not measured</strong> ({_e(why)}): the membership score is the loss "
+                     "attack's, calibrated against never-seen test data.</p>")  # fmt: skip
 
     gap = report["gap_to_retrained"]
     gap_html = (
@@ -188,6 +191,10 @@ def render_html(report: dict[str, Any], evidence_png: bytes, history_png: bytes 
         else "<p>No retrained reference model was trained for this version.</p>"
     )
     utility = report["utility"]
+    if utility["test_acc_drop_vs_original"] is None:
+        versus_original = "no comparison with the original, which no longer exists"
+    else:
+        versus_original = f"{_iv(utility['test_acc_drop_vs_original'])} against the original"
     data = report["data"]
     data_rows = [["forgotten by this version", data["current"]["n"]]]
     data_rows += [[f"forgotten by {e['label']}", e["n"]] for e in data["earlier"]]
@@ -234,7 +241,7 @@ indistinguishable from never-seen data at that level; never-seen data itself giv
 
 <h2 id="models">Utility and the remaining data</h2>
 <p>Test accuracy lost: {_e(_iv(utility["test_acc_drop_vs_parent"]))} points against the parent,
-{_e(_iv(utility["test_acc_drop_vs_original"]))} against the original. The remaining data's membership AUC changed by
+{_e(versus_original)}. The remaining data's membership AUC changed by
 {_e(_iv(report["retained_exposure"]["change_vs_parent"]))} points against the parent (a rise would mean the samples
 that stay became more exposed).</p>
 {_table(["model", "remaining acc %", "test acc %", "remaining-vs-test AUC", "% remaining that look never seen"], model_rows)}

@@ -79,7 +79,7 @@ def build_report(
     *,
     model: nn.Module,
     parent: nn.Module,
-    original: nn.Module,
+    original: nn.Module | None,
     current: ImageSet,
     earlier: list[tuple[str, ImageSet]],
     retain_sample: ImageSet,
@@ -90,6 +90,7 @@ def build_report(
     context: dict[str, Any],
     history: Sequence[dict[str, Any]] = (),
     seed: int = 0,
+    original_recorded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure `model` (the new version) and its comparison models; return the report as a JSON-able dict.
 
@@ -98,9 +99,15 @@ def build_report(
     of it forgotten); `test` = held-out data the audited models never trained on (with `rmia`, none of it in
     the RMIA population): the never-seen population every p-value is computed against; `history` = the
     cumulative evidence of earlier versions as `history_entry` gave it, oldest first; `seed` = the MIS
-    member-sampling and bootstrap seed. `context` is copied in unchanged (it must be JSON-able); the service
-    puts there: method, hyper_parameters, seeds, code_version, model_id, version, parent_version,
-    request_ids, input_sha256 (parent checkpoint), output_sha256 (this checkpoint).
+    member-sampling and bootstrap seed. `original` = None when the original no longer exists (a service
+    destroys it once its retention window ends): the report then measures nothing on it, says so
+    (evidence.original None, attack_on_original "unavailable"), and compares test accuracy with
+    `original_recorded` = {"test_acc": percent, "source": what measured it}, the original's accuracy on this
+    same test set as an earlier report measured it (no comparison, and no such check, without it).
+    `context` is copied in unchanged (it must be JSON-able); the service puts there: method,
+    hyper_parameters, seeds, code_version, model_id, version, parent_version, request_ids, input_sha256
+    (parent checkpoint), output_sha256 (this checkpoint), reference_set (the RMIA reference models used, or
+    why none).
 
     Schema ("unlearning.audit.report/2"; percentages throughout, AUCs in percent, 50 = indistinguishable;
     an Interval is {value, ci_low, ci_high, method}, 95% two-sided):
@@ -111,18 +118,19 @@ def build_report(
                  original: SetEvidence, attack_on_original: "detects" | "inconclusive" | "cannot_tell"}
         SetEvidence: {n, indistinguishable, indistinguishable_pct: Interval, expected_pct_if_never_seen,
                       binomial_p, auc: Interval}      (this version; `original`: the same test on the original
-                                                   model, which trained on the samples: the attack's power)
+                                                   model, which trained on the samples: the attack's power;
+                                                   None, and attack_on_original "unavailable", without it)
       per_sample: [{id, set, score, p_value, indistinguishable}]   every sample forgotten so far ("current"
                                                    or the earlier set's label), this version's scores
       rmia: {measured, reference_models, mode, gamma, seeds}
-      models: {version, parent, original[, retrained]: ModelEntry}
+      models: {version, parent[, original][, retrained]: ModelEntry}
         ModelEntry: {retain_acc, test_acc, test_conf, ci: {retain_acc, test_acc}, current: SetEntry,
                      earlier: [SetEntry], union: SetEntry | None, retained: {auc, indistinguishable_pct},
                      score_quantiles: {forget, remaining, test: {n, mean, p05, p25, median, p75, p95}}}
         SetEntry: {label, n, forget_acc, forget_conf, mis, loss_auc[, rmia_ft_auc, rmia_ft_auc_std,
                    rmia_signal_outside_share], ci: {forget_acc, mis, loss_auc[, rmia_auc]}: [low, high],
                    evidence: SetEvidence}
-      utility: {test_acc_drop_vs_parent, test_acc_drop_vs_original: Interval}
+      utility: {test_acc_drop_vs_parent: Interval, test_acc_drop_vs_original: Interval | None}
       retained_exposure: {change_vs_parent: Interval}    remaining-vs-test AUC, this version minus parent
       gap_to_retrained: {avg_gap_mis[, avg_gap_rmia]} | None   (unlearning.audit.evaluate.gaps)
       thresholds: Thresholds
@@ -138,7 +146,9 @@ def build_report(
     _check_sets(current, earlier, retain_sample)
     union = _union(current, earlier) if earlier else None
 
-    models = {"version": model, "parent": parent, "original": original}
+    models = {"version": model, "parent": parent}
+    if original is not None:
+        models["original"] = original
     if retrained is not None:
         models["retrained"] = retrained
     measured: dict[str, _Measured] = {}
@@ -151,13 +161,18 @@ def build_report(
         done[id(net)] = role
 
     version = measured["version"]
+    if original is not None:
+        drop_vs_original = stats.paired_difference(measured["original"].test_correct, version.test_correct,
+                                                   seed=seed).as_dict()  # fmt: skip
+    elif original_recorded is not None:
+        drop_vs_original = _drop_vs_recorded(original_recorded, version.test_correct)
+    else:
+        drop_vs_original = None
     utility = {
         "test_acc_drop_vs_parent": stats.paired_difference(
             measured["parent"].test_correct, version.test_correct, seed=seed
         ).as_dict(),
-        "test_acc_drop_vs_original": stats.paired_difference(
-            measured["original"].test_correct, version.test_correct, seed=seed
-        ).as_dict(),
+        "test_acc_drop_vs_original": drop_vs_original,
     }
     exposure = stats.paired_auc_difference(
         version.scores["remaining"], version.scores["test"],
@@ -170,7 +185,7 @@ def build_report(
     per_sample = ev.per_sample_rows(
         everyone.ids, sets, version.forgotten_scores, version.forgotten_p
     )
-    original_found = measured["original"].entry["current"]["evidence"]
+    original_found = measured["original"].entry["current"]["evidence"] if original is not None else None
     evidence = {
         "score": version.score_name,
         "score_description": ev.SCORE_DESCRIPTIONS[version.score_name],
@@ -179,7 +194,7 @@ def build_report(
         "union": version.entry["union"]["evidence"] if union is not None else None,
         # the attack's power: the same test on the original model, which did train on these samples
         "original": original_found,
-        "attack_on_original": _power(original_found, thresholds),
+        "attack_on_original": _power(original_found, thresholds) if original_found is not None else "unavailable",
     }
     report = {
         "schema": REPORT_SCHEMA,
@@ -216,6 +231,16 @@ def build_report(
     report["history"] = [*history, history_entry(report)]
     # A deep copy through JSON: entries shared between roles become independent, and a NaN is caught here
     return _json_copy(report, "report")
+
+
+def _drop_vs_recorded(recorded: dict[str, Any], version_correct: np.ndarray) -> dict[str, Any]:
+    """Test accuracy lost against the original's recorded accuracy on the same test set: the recorded value is
+    taken as exact (it was measured on these very samples), the interval is this version's own."""
+    mine = stats.proportion(int(version_correct.sum()), len(version_correct))
+    before = float(recorded["test_acc"])
+    method = (f"against the original's test accuracy as {recorded.get('source', 'an earlier audit')} recorded it "
+              f"(the original no longer exists), taken as exact; this version's {stats.EXACT} interval")  # fmt: skip
+    return stats.Interval(before - mine.value, before - mine.high, before - mine.low, method).as_dict()
 
 
 def history_entry(report: dict[str, Any]) -> dict[str, Any]:
@@ -497,9 +522,11 @@ def _checks(measured: dict[str, _Measured], utility: dict[str, Any], exposure: s
     checks.append(_check("test_acc_drop_vs_parent", "test accuracy points lost relative to the parent version",
                          utility["test_acc_drop_vs_parent"], None, t.max_test_acc_drop, samples=n_test,
                          unit="test samples", share=False, decides="verdict"))  # fmt: skip
-    checks.append(_check("test_acc_drop_vs_original", "test accuracy points lost relative to the original (version 1)",
-                         utility["test_acc_drop_vs_original"], None, t.max_cumulative_test_acc_drop, samples=n_test,
-                         unit="test samples", share=False, decides="verdict"))  # fmt: skip
+    if utility["test_acc_drop_vs_original"] is not None:  # None: the original is gone and nothing was recorded
+        checks.append(_check("test_acc_drop_vs_original",
+                             "test accuracy points lost relative to the original (version 1)",
+                             utility["test_acc_drop_vs_original"], None, t.max_cumulative_test_acc_drop,
+                             samples=n_test, unit="test samples", share=False, decides="verdict"))  # fmt: skip
     checks.append(_check("retained_exposure_increase",
                          "rise of the remaining data's membership AUC over the parent's (onion effect)",
                          exposure.as_dict(), None, t.max_retained_exposure_increase, samples=n_test,
@@ -546,14 +573,18 @@ def _headline(evidence: dict[str, Any], verdict: str, checks: list[dict[str, Any
     if evidence["union"] is not None:
         text += f" Of all samples forgotten so far: {_share_sentence(evidence['union'])}."
     original = evidence["original"]
-    text += (f" On the original model the same test finds {original['indistinguishable_pct']['value']:.0f}% "
-             f"(AUC {original['auc']['value']:.1f})")  # fmt: skip
-    text += {
-        "detects": ", so it can see these samples when a model remembers them.",
-        "inconclusive": ".",
-        "cannot_tell": ": it cannot tell these samples from never-seen data even there, so its result says little "
-        "about forgetting; reference models (RMIA) make a stronger test.",
-    }[evidence["attack_on_original"]]
+    if original is None:
+        text += (" The original model no longer exists (its checkpoint was destroyed once its retention window "
+                 "ended), so the same test was not run on it.")  # fmt: skip
+    else:
+        text += (f" On the original model the same test finds {original['indistinguishable_pct']['value']:.0f}% "
+                 f"(AUC {original['auc']['value']:.1f})")  # fmt: skip
+        text += {
+            "detects": ", so it can see these samples when a model remembers them.",
+            "inconclusive": ".",
+            "cannot_tell": ": it cannot tell these samples from never-seen data even there, so its result says "
+            "little about forgetting; reference models (RMIA) make a stronger test.",
+        }[evidence["attack_on_original"]]
     failed = [c for c in checks if c["result"] == stats.FAIL]
     undecided = [c for c in checks if c["result"] == stats.INCONCLUSIVE and c["decides"] == "verdict"]
     if verdict == stats.PASS:
@@ -576,7 +607,7 @@ def evidence_png(
     *,
     model: nn.Module,
     parent: nn.Module,
-    original: nn.Module,
+    original: nn.Module | None,
     current: ImageSet,
     retain_sample: ImageSet,
     test: ImageSet,
@@ -586,12 +617,12 @@ def evidence_png(
     title: str | None = None,
 ) -> bytes:
     """PNG of the membership score the report uses (RMIA's with `rmia`, else the log-odds of the true-class
-    confidence), forget vs never-seen test vs remaining, for the original, the parent (when it is not the
-    original) and this version, one panel each.
+    confidence), forget vs never-seen test vs remaining, for the original (unless it is None: it no longer
+    exists), the parent (when it is not the original) and this version, one panel each.
 
     `versions` gives the version numbers for the panel titles: {"version": n, "parent": n}."""
     versions = versions or {}
-    roles = [("original", original)]
+    roles = [("original", original)] if original is not None else []
     if parent is not original:
         roles.append(("parent", parent))
     roles.append(("version", model))

@@ -313,3 +313,35 @@ def test_html_escapes_hostile_strings():
     page = render_html(report, PNG_MAGIC)
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in page
+
+
+def test_without_the_original_the_report_measures_nothing_on_it_and_says_so():
+    report = _report(original=None)
+    assert "original" not in report["models"]
+    assert report["evidence"]["original"] is None and report["evidence"]["attack_on_original"] == "unavailable"
+    assert "original model no longer exists" in report["headline"]
+    assert report["utility"]["test_acc_drop_vs_original"] is None
+    assert "test_acc_drop_vs_original" not in [c["name"] for c in report["checks"]]
+    assert "no comparison with the original" in render_html(report, PNG_MAGIC)
+
+
+def test_without_the_original_test_accuracy_is_compared_with_what_was_recorded_of_it():
+    poor = _model(15, current="unseen", earlier="unseen", test="poor")
+    measured = _report(poor, parent=FORGOT)  # the original still there: its accuracy as an earlier audit saw it
+    recorded = {"test_acc": measured["models"]["original"]["test_acc"], "source": "version 2's audit"}
+
+    report = _report(poor, parent=FORGOT, original=None, original_recorded=recorded)
+
+    drop = report["utility"]["test_acc_drop_vs_original"]
+    assert drop["value"] == pytest.approx(measured["utility"]["test_acc_drop_vs_original"]["value"])
+    assert drop["ci_low"] <= drop["value"] <= drop["ci_high"] and "version 2's audit" in drop["method"]
+    check = next(c for c in report["checks"] if c["name"] == "test_acc_drop_vs_original")
+    assert check["result"] == "fail"
+
+
+def test_evidence_png_without_the_original_has_no_panel_for_it():
+    args = dict(current=_set(CURRENT), retain_sample=_set(REMAINING), test=_set(TEST))
+    with_original = evidence_png(model=FORGOT, parent=PARENT, original=ORIGINAL, **args)
+    without = evidence_png(model=FORGOT, parent=PARENT, original=None, **args)
+    assert without.startswith(PNG_MAGIC)
+    assert int.from_bytes(without[16:20], "big") < int.from_bytes(with_original[16:20], "big")
