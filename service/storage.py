@@ -4,10 +4,15 @@
 An object lives at <root>/sha256/<first two hex digits>/<sha256>, written once and never changed. In a
 local folder, a write goes to a temporary name, is flushed to disk and renamed to that address. In an
 object store (S3 and its kind) there is no rename, and none is needed: a PUT is atomic, so the bytes are
-hashed first (a streamed input is spooled to local disk meanwhile) and sent once, straight to the address,
-unless an object is already there. Other fsspec filesystems get a temporary name and a move. Either way a
-reader never sees half an object. Every read verifies the sha256 the ledger recorded and raises
-StorageError, naming the object, when it is missing or differs.
+hashed first (a streamed input is spooled to local disk meanwhile) and sent once, straight to the address.
+Other fsspec filesystems get a temporary name and a move. Either way a reader never sees half an object.
+Every read verifies the sha256 the ledger recorded and raises StorageError, naming the object, when it is
+missing or differs.
+
+Objects are deleted only by the erasure sweep (service.erasure): an artefact whose retention window ended,
+or an object no ledger row names that is older than the orphan grace. Writing content that is already
+stored refreshes the object's timestamp (in a folder) or writes it again (elsewhere), so that an object a
+job has just (re)written never looks like an old orphan to that sweep.
 
 It lives in service/ rather than worker/ because the API stores uploaded originals and streams
 checkpoints too, and service/ never imports worker/.
@@ -21,6 +26,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import fsspec
@@ -43,6 +49,13 @@ class StorageError(Exception):
 class StoredObject:
     uri: str  # fsspec URL of the object, e.g. file:///srv/unlearning/checkpoints/sha256/ab/ab12... or s3://...
     sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    uri: str  # as the ledger records it
+    modified_at: datetime  # its last write, by the storage's clock
     size_bytes: int
 
 
@@ -95,12 +108,12 @@ class ObjectStore:
         return self._stored(sha256, size)
 
     def _put_object(self, sha256: str, upload: Callable[[str], object]) -> None:
-        """Upload to the content address unless an object is there; the PUT (or the completion of a
-        multipart upload, which s3fs aborts on failure) makes the whole object visible at once."""
+        """Upload to the content address; the PUT (or the completion of a multipart upload, which s3fs aborts
+        on failure) makes the whole object visible at once. Content already there is uploaded again: the same
+        bytes, with a new last-modified time (see the module's docstring)."""
         final = self._address(sha256)
-        self.fs.invalidate_cache(final)  # a cached listing must not hide an object removed since
-        if not self.fs.exists(final):
-            upload(final)
+        upload(final)
+        self.fs.invalidate_cache(final)  # a cached listing must not hide the object just written
 
     def _put_renamed(self, chunks: Iterable[bytes]) -> StoredObject:
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
@@ -112,16 +125,18 @@ class ObjectStore:
                     out.flush()
                     os.fsync(out.fileno())  # the bytes are on disk before the name points at them
             final = self._address(sha256)
-            if self.fs.exists(final):
-                # Same content, same address: an earlier write (or a crashed job's orphan) already holds it.
-                self.fs.rm(tmp)
+            if self.local and os.path.exists(final):
+                # Same content, same address: an earlier write (or a crashed job's orphan) already holds it;
+                # touched, so that it counts as written now
+                os.remove(tmp)
+                os.utime(final)
             else:
                 self.fs.makedirs(f"{self.root}/sha256/{sha256[:2]}", exist_ok=True)
                 if self.local:
                     os.replace(tmp, final)  # atomic on one filesystem
                     _fsync_dir(os.path.dirname(final))  # the rename itself survives a power cut
                 else:
-                    self.fs.mv(tmp, final)
+                    self.fs.mv(tmp, final)  # over an object already there: the same bytes, written now
         except BaseException:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
@@ -164,6 +179,35 @@ class ObjectStore:
             raise
         return _drain(spool)
 
+    # -- listing and deleting (the erasure sweep)
+
+    def iter_objects(self) -> Iterator[ListedObject]:
+        """Every object under this store's root (sha256/) and every temporary file a write left (tmp/)."""
+        for folder in ("sha256", "tmp"):
+            base = f"{self.root}/{folder}"
+            self.fs.invalidate_cache(base)  # a listing cached by an earlier call would miss recent writes
+            try:
+                found = self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                continue
+            for path, info in found.items():
+                if info.get("type", "file") == "file":
+                    yield ListedObject(self.fs.unstrip_protocol(path), _modified_at(info), int(info.get("size") or 0))
+
+    def delete(self, uri: str) -> None:
+        """Remove the object at a recorded URI; one already gone is not an error (a sweep that crashed after
+        deleting it is run again). Raises StorageError if it is still there afterwards."""
+        fs, path = self._locate(uri)
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+        fs.invalidate_cache(path)
+        if isinstance(fs, LocalFileSystem) and os.path.isdir(os.path.dirname(path)):
+            _fsync_dir(os.path.dirname(path))  # the removal itself survives a power cut
+        if fs.exists(path):
+            raise StorageError(f"object {uri} is still in storage after it was deleted")
+
     def _locate(self, uri: str) -> tuple[AbstractFileSystem, str]:
         """The filesystem and path of a recorded URI: this store's own filesystem (and its options) when the
         protocol matches, else the URL's defaults (an object recorded before storage moved elsewhere)."""
@@ -171,6 +215,19 @@ class ObjectStore:
         if protocol in _protocols(self.fs):
             return self.fs, fsspec.core.strip_protocol(uri)
         return fsspec.core.url_to_fs(uri)
+
+
+def _modified_at(info: Mapping[str, Any]) -> datetime:
+    """An fsspec listing entry's last write: a folder gives mtime (seconds), S3 LastModified (a datetime)."""
+    value = info.get("LastModified", info.get("mtime", info.get("last_modified")))
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    # a filesystem that does not say: the object counts as written now, so it is never removed as an orphan
+    return datetime.now(UTC)
 
 
 def _protocols(fs: AbstractFileSystem) -> set[str]:

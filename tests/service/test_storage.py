@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,39 @@ def test_an_object_recorded_under_earlier_storage_stays_readable_after_the_url_c
     stored = ObjectStore(str(tmp_path)).put_bytes(b"written before the move")
     moved = ObjectStore(f"memory://objects-{uuid.uuid4().hex}")
     assert moved.read_bytes(stored.uri, stored.sha256) == b"written before the move"
+
+
+def test_a_deleted_object_is_gone_and_deleting_it_again_is_no_error(tmp_path: Path) -> None:
+    store = ObjectStore(str(tmp_path))
+    stored = store.put_bytes(b"held forgotten samples")
+    store.delete(stored.uri)
+    assert not Path(stored.uri.removeprefix("file://")).exists()
+    with pytest.raises(StorageError, match="missing"):
+        store.read_bytes(stored.uri, stored.sha256)
+    store.delete(stored.uri)  # a sweep that crashed after deleting runs again
+
+
+def test_the_listing_names_every_object_and_temporary_file_with_its_last_write(tmp_path: Path) -> None:
+    store = ObjectStore(str(tmp_path))
+    stored = store.put_bytes(b"an object")
+    leftover = tmp_path / "tmp" / "a-write-that-died"
+    leftover.write_bytes(b"half")
+
+    listed = {o.uri: o for o in store.iter_objects()}
+
+    assert sorted(listed) == sorted([stored.uri, f"file://{leftover}"])
+    assert listed[stored.uri].size_bytes == len(b"an object")
+    assert abs(listed[stored.uri].modified_at.timestamp() - Path(stored.uri.removeprefix("file://")).stat().st_mtime) < 1
+
+
+def test_storing_content_already_there_counts_as_a_new_write(tmp_path: Path) -> None:
+    # the erasure sweep removes unnamed objects by age: one a job has just stored again must look new
+    store = ObjectStore(str(tmp_path))
+    stored = store.put_bytes(b"the same bytes twice")
+    path = Path(stored.uri.removeprefix("file://"))
+    os.utime(path, (0, 0))
+
+    store.put_bytes(b"the same bytes twice")
+
+    assert path.stat().st_mtime > 0
+    assert [o.modified_at.year for o in store.iter_objects()] == [datetime.now(UTC).year]

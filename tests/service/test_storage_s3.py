@@ -252,3 +252,23 @@ def test_an_uploaded_model_is_stored_in_the_bucket_and_downloads_byte_for_byte(
     in_bucket = s3.get_object(Bucket=BUCKET, Key=_key(prefix, checkpoint["sha256"]))["Body"].read()
     assert download.content == in_bucket
     assert hashlib.sha256(download.content).hexdigest() == checkpoint["sha256"]
+
+
+def test_a_deleted_object_is_gone_from_the_bucket(store: ObjectStore, prefix: str, s3: Any) -> None:
+    kept = store.put_bytes(b"still needed")
+    doomed = store.put_bytes(b"held forgotten samples")
+    store.delete(doomed.uri)
+    assert _keys(s3, prefix) == [_key(prefix, kept.sha256)]
+    with pytest.raises(StorageError, match="missing"):
+        store.read_bytes(doomed.uri, doomed.sha256)
+    store.delete(doomed.uri)  # already gone: no error
+
+
+def test_the_listing_names_every_object_in_the_prefix_with_its_last_modified_time(
+    store: ObjectStore, prefix: str, s3: Any
+) -> None:
+    stored = store.put_bytes(b"listed")
+    [listed] = store.iter_objects()
+    head = s3.head_object(Bucket=BUCKET, Key=_key(prefix, stored.sha256))
+    assert (listed.uri, listed.size_bytes) == (stored.uri, len(b"listed"))
+    assert listed.modified_at == head["LastModified"]
