@@ -48,9 +48,12 @@ from unlearning_client.models import (
     Dataset,
     DeletionRequest,
     DeletionRequestAccepted,
+    DeletionRequestFilters,
     DownloadedCheckpoint,
+    ForgottenSample,
     Health,
     Job,
+    JobFilters,
     JobKind,
     JobStatus,
     Jwk,
@@ -60,6 +63,7 @@ from unlearning_client.models import (
     RequestEvent,
     RequestStatus,
     SampleEvidence,
+    SampleState,
     SampleEvidenceList,
     SigningKey,
     Version,
@@ -72,6 +76,7 @@ from unlearning_client.retry import NO_RETRIES, RetryPolicy
 from unlearning_client.signatures import PublicKey, public_key, report_sha256, verify_certificate, verify_signed
 
 __all__ = [
+    "DeletionRequestFilters", "ForgottenSample", "JobFilters", "SampleState",
     "FINAL_JOB_STATUSES", "FINAL_REQUEST_STATUSES", "NO_RETRIES", "AlreadyForgotten", "ApiError", "ApiKey",
     "ApiKeyCreated", "AsyncClient", "AuditCheck", "AuditReport", "BadRequest", "CanonicalizationError",
     "Certificate", "Checkpoint", "ChecksumMismatch", "ClaimedElsewhere", "Client", "Conflict", "Dataset",

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 from urllib.parse import quote
@@ -27,8 +28,11 @@ from unlearning_client.models import (
     Dataset,
     DeletionRequest,
     DeletionRequestAccepted,
+    DeletionRequestFilters,
+    ForgottenSample,
     Health,
     Job,
+    JobFilters,
     Model,
     Page,
     RequestEvent,
@@ -96,32 +100,50 @@ def _nothing(response: httpx.Response) -> None:
     return None
 
 
-def _page_params(limit: int | None, page_token: str | None, offset: int | None) -> dict[str, Any]:
+def _page_params(limit: int | None, page_token: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if limit is not None:
         params["limit"] = limit
     if page_token is not None:
         params["page_token"] = page_token
-    if offset is not None:
-        params["offset"] = offset
+    return params
+
+
+def _instant(value: datetime | str, name: str) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} needs a time zone: the service refuses a date-time without one")
+        return value.isoformat()
+    return value
+
+
+def _filter_params(filters: Mapping[str, Any], allowed: type) -> dict[str, Any]:
+    """Query parameters of a list's filters: several values repeat the parameter, datetimes go as RFC 3339."""
+    unknown = sorted(set(filters) - set(allowed.__annotations__))
+    if unknown:
+        raise TypeError(f"unknown filter(s) {unknown}; the filters are {sorted(allowed.__annotations__)}")
+    params: dict[str, Any] = {}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime | str) and name.endswith(("_after", "_before")):
+            value = _instant(value, name)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            value = [str(v) for v in value]
+        params[name] = str(value) if isinstance(value, uuid.UUID) else value
     return params
 
 
 def next_page(call: Call[Page[M]], page: Page[M]) -> Call[Page[M]] | None:
-    """The call for the page after `page`, None after the last: a cursor list's next_page_token, else an
-    offset list's next_offset (lists are moving from offsets to cursors; both are followed)."""
-    params = dict(call.params or {})
-    if page.next_page_token is not None:
-        if page.next_page_token == params.get("page_token"):
-            raise UnlearningError(f"GET {call.path} answered the page token it was given: the list does not advance")
-        params.pop("offset", None)
-        params["page_token"] = page.next_page_token
-    elif page.next_offset is not None:
-        if page.next_offset <= int(params.get("offset", 0)):
-            raise UnlearningError(f"GET {call.path} answered next_offset {page.next_offset}: the list does not advance")
-        params["offset"] = page.next_offset
-    else:
+    """The call for the page after `page` (its next_page_token), None after the last."""
+    if page.next_page_token is None:
         return None
+    params = dict(call.params or {})
+    if page.next_page_token == params.get("page_token"):
+        raise UnlearningError(f"GET {call.path} answered the page token it was given: the list does not advance")
+    params["page_token"] = page.next_page_token
     return replace(call, params=params)
 
 
@@ -140,8 +162,8 @@ def metrics() -> Call[str]:
     return Call("GET", "/metrics", _text)
 
 
-def list_api_keys() -> Call[Page[ApiKey]]:
-    return Call("GET", "/v1/api-keys", _page(ApiKey))
+def list_api_keys(limit: int | None = None, page_token: str | None = None) -> Call[Page[ApiKey]]:
+    return Call("GET", "/v1/api-keys", _page(ApiKey), params=_page_params(limit, page_token))
 
 
 def create_api_key(name: str, scopes: Sequence[str]) -> Call[ApiKeyCreated]:
@@ -167,10 +189,8 @@ def register_dataset(
     return Call("POST", "/v1/datasets", _model(Dataset), json=body)
 
 
-def list_datasets(
-    limit: int | None = None, page_token: str | None = None, offset: int | None = None
-) -> Call[Page[Dataset]]:
-    return Call("GET", "/v1/datasets", _page(Dataset), params=_page_params(limit, page_token, offset))
+def list_datasets(limit: int | None = None, page_token: str | None = None) -> Call[Page[Dataset]]:
+    return Call("GET", "/v1/datasets", _page(Dataset), params=_page_params(limit, page_token))
 
 
 def get_dataset(dataset_id: Id) -> Call[Dataset]:
@@ -202,10 +222,8 @@ def register_model(
     return Call("POST", "/v1/models", _model(Model), files=files)
 
 
-def list_models(
-    limit: int | None = None, page_token: str | None = None, offset: int | None = None
-) -> Call[Page[Model]]:
-    return Call("GET", "/v1/models", _page(Model), params=_page_params(limit, page_token, offset))
+def list_models(limit: int | None = None, page_token: str | None = None) -> Call[Page[Model]]:
+    return Call("GET", "/v1/models", _page(Model), params=_page_params(limit, page_token))
 
 
 def get_model(model_id: Id) -> Call[Model]:
@@ -236,11 +254,23 @@ def _version_path(model_id: Id, number: int) -> str:
     return f"/v1/models/{_segment(model_id)}/versions/{int(number)}"
 
 
-def list_versions(
-    model_id: Id, limit: int | None = None, page_token: str | None = None, offset: int | None = None
-) -> Call[Page[Version]]:
+def list_versions(model_id: Id, limit: int | None = None, page_token: str | None = None) -> Call[Page[Version]]:
     path = f"/v1/models/{_segment(model_id)}/versions"
-    return Call("GET", path, _page(Version), params=_page_params(limit, page_token, offset))
+    return Call("GET", path, _page(Version), params=_page_params(limit, page_token))
+
+
+def list_forgotten_samples(
+    model_id: Id, state: str | None = None, limit: int | None = None, page_token: str | None = None
+) -> Call[Page[ForgottenSample]]:
+    path = f"/v1/models/{_segment(model_id)}/forgotten-samples"
+    params = {**_without_none(state=state), **_page_params(limit, page_token)}
+    return Call("GET", path, _page(ForgottenSample), params=params)
+
+
+def download_forgotten_samples(model_id: Id, state: str | None = None) -> Call[None]:
+    """The request of the suppression list's CSV export; the clients stream its body (read is not used)."""
+    path = f"/v1/models/{_segment(model_id)}/forgotten-samples.csv"
+    return Call("GET", path, _nothing, params=_without_none(state=state))
 
 
 def get_version(model_id: Id, number: int) -> Call[Version]:
@@ -280,13 +310,23 @@ def submit_deletion_request(
     subject_request_id: str | None,
     regulation: str | None,
     callback_url: str | None,
+    received_at: datetime | str | None = None,
 ) -> Call[DeletionRequestAccepted]:
     if isinstance(sample_ids, str):  # a lone ID would be sent as its characters
         raise TypeError("sample_ids is a sequence of IDs, not one string")
-    optional = _without_none(subject_request_id=subject_request_id, regulation=regulation, callback_url=callback_url)
+    received = _instant(received_at, "received_at") if received_at is not None else None
+    optional = _without_none(subject_request_id=subject_request_id, regulation=regulation, received_at=received,
+                             callback_url=callback_url)  # fmt: skip
     body = {"sample_ids": list(sample_ids), **optional}
     return Call("POST", f"/v1/models/{_segment(model_id)}/deletion-requests", _model(DeletionRequestAccepted),
                 json=body, headers={"Idempotency-Key": idempotency_key})  # fmt: skip
+
+
+def list_deletion_requests(
+    filters: DeletionRequestFilters, limit: int | None = None, page_token: str | None = None
+) -> Call[Page[DeletionRequest]]:
+    params = {**_filter_params(filters, DeletionRequestFilters), **_page_params(limit, page_token)}
+    return Call("GET", "/v1/deletion-requests", _page(DeletionRequest), params=params)
 
 
 def get_deletion_request(request_id: Id) -> Call[DeletionRequest]:
@@ -305,12 +345,17 @@ def list_deliveries(
     request_id: Id, limit: int | None = None, page_token: str | None = None
 ) -> Call[Page[WebhookDelivery]]:
     path = f"/v1/deletion-requests/{_segment(request_id)}/deliveries"
-    return Call("GET", path, _page(WebhookDelivery), params=_page_params(limit, page_token, None))
+    return Call("GET", path, _page(WebhookDelivery), params=_page_params(limit, page_token))
 
 
 def redeliver(request_id: Id, delivery_id: Id, *, reenable: bool) -> Call[WebhookDelivery]:
     path = f"/v1/deletion-requests/{_segment(request_id)}/deliveries/{_segment(delivery_id)}/redeliver"
     return Call("POST", path, _model(WebhookDelivery), params={"reenable": "true"} if reenable else None)
+
+
+def list_jobs(filters: JobFilters, limit: int | None = None, page_token: str | None = None) -> Call[Page[Job]]:
+    params = {**_filter_params(filters, JobFilters), **_page_params(limit, page_token)}
+    return Call("GET", "/v1/jobs", _page(Job), params=params)
 
 
 def get_job(job_id: Id) -> Call[Job]:

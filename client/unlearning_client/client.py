@@ -11,14 +11,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import httpx
 
 from unlearning_client import calls
 from unlearning_client.calls import Call, CheckpointFile, Id
-from unlearning_client.download import Download
+from unlearning_client.download import Download, PlainDownload
 from unlearning_client.errors import ApiError, ServiceUnreachable, WaitTimeout, error_for
 from unlearning_client.models import (
     FINAL_JOB_STATUSES,
@@ -30,9 +31,12 @@ from unlearning_client.models import (
     Dataset,
     DeletionRequest,
     DeletionRequestAccepted,
+    DeletionRequestFilters,
     DownloadedCheckpoint,
+    ForgottenSample,
     Health,
     Job,
+    JobFilters,
     Model,
     Page,
     RequestEvent,
@@ -158,11 +162,11 @@ class Client:
         """A new key of the caller's tenant (admin scope); its secret is in the answer only."""
         return self._send(calls.create_api_key(name, scopes))
 
-    def list_api_keys(self) -> Page[ApiKey]:
-        return self._send(calls.list_api_keys())
+    def list_api_keys(self, *, limit: int | None = None, page_token: str | None = None) -> Page[ApiKey]:
+        return self._send(calls.list_api_keys(limit, page_token))
 
-    def iter_api_keys(self) -> Iterator[ApiKey]:
-        return self._iterate(calls.list_api_keys())
+    def iter_api_keys(self, *, page_size: int | None = None) -> Iterator[ApiKey]:
+        return self._iterate(calls.list_api_keys(page_size))
 
     def revoke_api_key(self, key_id: Id) -> None:
         self._send(calls.revoke_api_key(key_id))
@@ -186,9 +190,8 @@ class Client:
     def get_dataset(self, dataset_id: Id) -> Dataset:
         return self._send(calls.get_dataset(dataset_id))
 
-    def list_datasets(self, *, limit: int | None = None, page_token: str | None = None,
-                      offset: int | None = None) -> Page[Dataset]:  # fmt: skip
-        return self._send(calls.list_datasets(limit, page_token, offset))
+    def list_datasets(self, *, limit: int | None = None, page_token: str | None = None) -> Page[Dataset]:
+        return self._send(calls.list_datasets(limit, page_token))
 
     def iter_datasets(self, *, page_size: int | None = None) -> Iterator[Dataset]:
         return self._iterate(calls.list_datasets(page_size))
@@ -211,9 +214,8 @@ class Client:
     def get_model(self, model_id: Id) -> Model:
         return self._send(calls.get_model(model_id))
 
-    def list_models(self, *, limit: int | None = None, page_token: str | None = None,
-                    offset: int | None = None) -> Page[Model]:  # fmt: skip
-        return self._send(calls.list_models(limit, page_token, offset))
+    def list_models(self, *, limit: int | None = None, page_token: str | None = None) -> Page[Model]:
+        return self._send(calls.list_models(limit, page_token))
 
     def iter_models(self, *, page_size: int | None = None) -> Iterator[Model]:
         return self._iterate(calls.list_models(page_size))
@@ -239,12 +241,43 @@ class Client:
     def get_version(self, model_id: Id, number: int) -> Version:
         return self._send(calls.get_version(model_id, number))
 
-    def list_versions(self, model_id: Id, *, limit: int | None = None, page_token: str | None = None,
-                      offset: int | None = None) -> Page[Version]:  # fmt: skip
-        return self._send(calls.list_versions(model_id, limit, page_token, offset))
+    def list_versions(self, model_id: Id, *, limit: int | None = None,
+                      page_token: str | None = None) -> Page[Version]:  # fmt: skip
+        return self._send(calls.list_versions(model_id, limit, page_token))
 
     def iter_versions(self, model_id: Id, *, page_size: int | None = None) -> Iterator[Version]:
         return self._iterate(calls.list_versions(model_id, page_size))
+
+    def list_forgotten_samples(self, model_id: Id, *, state: str | None = None, limit: int | None = None,
+                               page_token: str | None = None) -> Page[ForgottenSample]:  # fmt: skip
+        """One page of the model's suppression list, by sample ID: every sample forgotten or being forgotten
+        (state "all", the default), or only those "forgotten" or "in_flight"."""
+        return self._send(calls.list_forgotten_samples(model_id, state, limit, page_token))
+
+    def iter_forgotten_samples(self, model_id: Id, *, state: str | None = None,
+                               page_size: int | None = None) -> Iterator[ForgottenSample]:  # fmt: skip
+        return self._iterate(calls.list_forgotten_samples(model_id, state, page_size))
+
+    def download_forgotten_samples(self, model_id: Id, path: str | Path, *, state: str | None = None) -> Path:
+        """Stream the model's suppression list as CSV (sample_id, request_id, state, version, forgotten_at) into
+        `path`; the file appears only once the whole list has arrived."""
+        call = calls.download_forgotten_samples(model_id, state)
+        download = PlainDownload(Path(path))
+
+        def attempt() -> Path:
+            with self._http.stream(call.method, call.path, params=call.params) as response:
+                if response.is_error:
+                    response.read()
+                    _raise_for_error(response)
+                download.start()
+                for chunk in response.iter_bytes():
+                    download.write(chunk)
+            return download.finish()
+
+        try:
+            return self._retrying(call, attempt)
+        finally:
+            download.discard()
 
     def download_checkpoint(
         self, model_id: Id, number: int, path: str | Path, *, expected_sha256: str | None = None
@@ -295,15 +328,31 @@ class Client:
         regulation: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        received_at: datetime | str | None = None,
     ) -> DeletionRequestAccepted:
         """Ask the service to forget these training samples. Every try of this call sends the same
         Idempotency-Key (a new uuid4 unless given), so a retry gets the first answer, never a second request;
-        give your own (e.g. the ticket number) to make a retry after a restart of your process safe too."""
+        give your own (e.g. the ticket number) to make a retry after a restart of your process safe too.
+        `received_at` (a datetime with a time zone, not in the future) is when you received the data subject's
+        request: the regulation's due date counts from it."""
         call = calls.submit_deletion_request(
             model_id, sample_ids, idempotency_key=_idempotency_key(idempotency_key),
             subject_request_id=subject_request_id, regulation=regulation, callback_url=callback_url,
+            received_at=received_at,
         )  # fmt: skip
         return self._send(call)
+
+    def list_deletion_requests(self, *, limit: int | None = None, page_token: str | None = None,
+                               **filters: Unpack[DeletionRequestFilters]) -> Page[DeletionRequest]:  # fmt: skip
+        """One page of the tenant's deletion requests that pass the filters (DeletionRequestFilters), newest
+        first unless sort and order say otherwise."""
+        return self._send(calls.list_deletion_requests(filters, limit, page_token))
+
+    def iter_deletion_requests(self, *, page_size: int | None = None,
+                               **filters: Unpack[DeletionRequestFilters]) -> Iterator[DeletionRequest]:  # fmt: skip
+        """Every deletion request that passes the filters, page after page: the one with your ticket number
+        (subject_request_id="ticket-4711"), everything overdue (overdue=True), a month's (received_after=...)."""
+        return self._iterate(calls.list_deletion_requests(filters, page_size))
 
     def get_deletion_request(self, request_id: Id) -> DeletionRequest:
         return self._send(calls.get_deletion_request(request_id))
@@ -342,6 +391,14 @@ class Client:
                 raise WaitTimeout(f"deletion request {request_id} is still {request.status} after {timeout_s:g} s")
             self._sleep(poll_interval_s)
         return request
+
+    def list_jobs(self, *, limit: int | None = None, page_token: str | None = None,
+                  **filters: Unpack[JobFilters]) -> Page[Job]:  # fmt: skip
+        """One page of the tenant's jobs that pass the filters (JobFilters), newest first."""
+        return self._send(calls.list_jobs(filters, limit, page_token))
+
+    def iter_jobs(self, *, page_size: int | None = None, **filters: Unpack[JobFilters]) -> Iterator[Job]:
+        return self._iterate(calls.list_jobs(filters, page_size))
 
     def get_job(self, job_id: Id) -> Job:
         return self._send(calls.get_job(job_id))
@@ -453,11 +510,11 @@ class AsyncClient:
     async def create_api_key(self, name: str, scopes: Sequence[str]) -> ApiKeyCreated:
         return await self._send(calls.create_api_key(name, scopes))
 
-    async def list_api_keys(self) -> Page[ApiKey]:
-        return await self._send(calls.list_api_keys())
+    async def list_api_keys(self, *, limit: int | None = None, page_token: str | None = None) -> Page[ApiKey]:
+        return await self._send(calls.list_api_keys(limit, page_token))
 
-    def iter_api_keys(self) -> AsyncIterator[ApiKey]:
-        return self._iterate(calls.list_api_keys())
+    def iter_api_keys(self, *, page_size: int | None = None) -> AsyncIterator[ApiKey]:
+        return self._iterate(calls.list_api_keys(page_size))
 
     async def revoke_api_key(self, key_id: Id) -> None:
         await self._send(calls.revoke_api_key(key_id))
@@ -480,9 +537,8 @@ class AsyncClient:
     async def get_dataset(self, dataset_id: Id) -> Dataset:
         return await self._send(calls.get_dataset(dataset_id))
 
-    async def list_datasets(self, *, limit: int | None = None, page_token: str | None = None,
-                            offset: int | None = None) -> Page[Dataset]:  # fmt: skip
-        return await self._send(calls.list_datasets(limit, page_token, offset))
+    async def list_datasets(self, *, limit: int | None = None, page_token: str | None = None) -> Page[Dataset]:
+        return await self._send(calls.list_datasets(limit, page_token))
 
     def iter_datasets(self, *, page_size: int | None = None) -> AsyncIterator[Dataset]:
         return self._iterate(calls.list_datasets(page_size))
@@ -504,9 +560,8 @@ class AsyncClient:
     async def get_model(self, model_id: Id) -> Model:
         return await self._send(calls.get_model(model_id))
 
-    async def list_models(self, *, limit: int | None = None, page_token: str | None = None,
-                          offset: int | None = None) -> Page[Model]:  # fmt: skip
-        return await self._send(calls.list_models(limit, page_token, offset))
+    async def list_models(self, *, limit: int | None = None, page_token: str | None = None) -> Page[Model]:
+        return await self._send(calls.list_models(limit, page_token))
 
     def iter_models(self, *, page_size: int | None = None) -> AsyncIterator[Model]:
         return self._iterate(calls.list_models(page_size))
@@ -530,12 +585,39 @@ class AsyncClient:
     async def get_version(self, model_id: Id, number: int) -> Version:
         return await self._send(calls.get_version(model_id, number))
 
-    async def list_versions(self, model_id: Id, *, limit: int | None = None, page_token: str | None = None,
-                            offset: int | None = None) -> Page[Version]:  # fmt: skip
-        return await self._send(calls.list_versions(model_id, limit, page_token, offset))
+    async def list_versions(self, model_id: Id, *, limit: int | None = None,
+                            page_token: str | None = None) -> Page[Version]:  # fmt: skip
+        return await self._send(calls.list_versions(model_id, limit, page_token))
 
     def iter_versions(self, model_id: Id, *, page_size: int | None = None) -> AsyncIterator[Version]:
         return self._iterate(calls.list_versions(model_id, page_size))
+
+    async def list_forgotten_samples(self, model_id: Id, *, state: str | None = None, limit: int | None = None,
+                                     page_token: str | None = None) -> Page[ForgottenSample]:  # fmt: skip
+        return await self._send(calls.list_forgotten_samples(model_id, state, limit, page_token))
+
+    def iter_forgotten_samples(self, model_id: Id, *, state: str | None = None,
+                               page_size: int | None = None) -> AsyncIterator[ForgottenSample]:  # fmt: skip
+        return self._iterate(calls.list_forgotten_samples(model_id, state, page_size))
+
+    async def download_forgotten_samples(self, model_id: Id, path: str | Path, *, state: str | None = None) -> Path:
+        call = calls.download_forgotten_samples(model_id, state)
+        download = PlainDownload(Path(path))
+
+        async def attempt() -> Path:
+            async with self._http.stream(call.method, call.path, params=call.params) as response:
+                if response.is_error:
+                    await response.aread()
+                    _raise_for_error(response)
+                download.start()
+                async for chunk in response.aiter_bytes():
+                    download.write(chunk)
+            return download.finish()
+
+        try:
+            return await self._retrying(call, attempt)
+        finally:
+            download.discard()
 
     async def download_checkpoint(
         self, model_id: Id, number: int, path: str | Path, *, expected_sha256: str | None = None
@@ -582,12 +664,23 @@ class AsyncClient:
         regulation: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        received_at: datetime | str | None = None,
     ) -> DeletionRequestAccepted:
         call = calls.submit_deletion_request(
             model_id, sample_ids, idempotency_key=_idempotency_key(idempotency_key),
             subject_request_id=subject_request_id, regulation=regulation, callback_url=callback_url,
+            received_at=received_at,
         )  # fmt: skip
         return await self._send(call)
+
+    async def list_deletion_requests(self, *, limit: int | None = None, page_token: str | None = None,
+                                     **filters: Unpack[DeletionRequestFilters]) -> Page[DeletionRequest]:  # fmt: skip
+        return await self._send(calls.list_deletion_requests(filters, limit, page_token))
+
+    def iter_deletion_requests(
+        self, *, page_size: int | None = None, **filters: Unpack[DeletionRequestFilters]
+    ) -> AsyncIterator[DeletionRequest]:
+        return self._iterate(calls.list_deletion_requests(filters, page_size))
 
     async def get_deletion_request(self, request_id: Id) -> DeletionRequest:
         return await self._send(calls.get_deletion_request(request_id))
@@ -620,6 +713,13 @@ class AsyncClient:
                 raise WaitTimeout(f"deletion request {request_id} is still {request.status} after {timeout_s:g} s")
             await self._sleep(poll_interval_s)
         return request
+
+    async def list_jobs(self, *, limit: int | None = None, page_token: str | None = None,
+                        **filters: Unpack[JobFilters]) -> Page[Job]:  # fmt: skip
+        return await self._send(calls.list_jobs(filters, limit, page_token))
+
+    def iter_jobs(self, *, page_size: int | None = None, **filters: Unpack[JobFilters]) -> AsyncIterator[Job]:
+        return self._iterate(calls.list_jobs(filters, page_size))
 
     async def get_job(self, job_id: Id) -> Job:
         return await self._send(calls.get_job(job_id))

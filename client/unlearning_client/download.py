@@ -1,8 +1,10 @@
-"""A checkpoint download that keeps only verified bytes.
+"""Downloads that leave no half file: a checkpoint's, which keeps only verified bytes, and a plain one (an
+export such as the suppression list's CSV, which has no hash to check).
 
 The body streams into a temporary file beside the target, hashed on the way; only when its sha256 equals
 the ETag (the service sends the checkpoint's sha256 as its ETag), and the sha256 the caller expects if it
-named one, is the file renamed into place. Anything else deletes it: no half or altered file is left.
+named one, is the file renamed into place. Anything else deletes it: no half or altered file is left. A plain
+download is renamed into place once its whole body has arrived (a body cut short is a transport error).
 """
 
 from __future__ import annotations
@@ -75,6 +77,37 @@ class Download:
             )
         os.replace(self.temp, self.target)
         return DownloadedCheckpoint(path=self.target, sha256=actual, size_bytes=self._size)
+
+    def discard(self) -> None:
+        """Remove the temporary file if it is still there (a failed or abandoned download)."""
+        self._close()
+        self.temp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class PlainDownload:
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.temp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex[:12]}.part")
+        self._file: IO[bytes] | None = None
+
+    def start(self) -> None:
+        """Begin (or, on a retry, begin again)."""
+        self._close()
+        self._file = self.temp.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None, "start() first"
+        self._file.write(chunk)
+
+    def finish(self) -> Path:
+        self._close()
+        os.replace(self.temp, self.target)
+        return self.target
 
     def discard(self) -> None:
         """Remove the temporary file if it is still there (a failed or abandoned download)."""

@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -53,6 +54,13 @@ class JobKind(enum.StrEnum):
     audit = "audit"
     reference_models = "reference_models"
     tuning = "tuning"
+
+
+class SampleState(enum.StrEnum):
+    """Where a sample of the suppression list stands."""
+
+    forgotten = "forgotten"  # a ready version excludes it
+    in_flight = "in_flight"  # claimed by a request still being carried out; not to be trained on either
 
 
 class VersionStatus(enum.StrEnum):
@@ -190,7 +198,9 @@ class DeletionRequest(Resource):
     model_id: uuid.UUID
     subject_request_id: str | None = None
     regulation: str | None = None
+    received_at: datetime | None = None  # when the controller received it: the due date counts from it
     due_at: datetime | None = None
+    overdue: bool | None = None  # the due date passed while the request is still in flight
     status: str  # RequestStatus
     sample_count: int  # distinct IDs submitted
     new_sample_count: int  # IDs this request forgets
@@ -216,6 +226,40 @@ class ClaimedElsewhere(Resource):
 class AlreadyForgotten(Resource):
     count: int
     listed: list[ClaimedElsewhere]  # the first of them, in the order submitted
+
+
+class DeletionRequestFilters(TypedDict, total=False):
+    """The filters of list_deletion_requests and iter_deletion_requests; all must hold."""
+
+    model_id: str | uuid.UUID
+    status: str | Sequence[str]  # one state, or several
+    subject_request_id: str  # your own reference, exactly
+    regulation: str  # "gdpr" or "ccpa"
+    overdue: bool
+    received_after: datetime | str  # the controller's receipt at or after (a datetime with a time zone, or RFC 3339)
+    received_before: datetime | str  # ... and before
+    created_after: datetime | str  # this service's receipt at or after
+    created_before: datetime | str  # ... and before
+    sort: str  # "created_at" (default), "received_at" or "due_at" (requests without one last)
+    order: str  # "desc" (default) or "asc"
+
+
+class JobFilters(TypedDict, total=False):
+    """The filters of list_jobs and iter_jobs; all must hold."""
+
+    model_id: str | uuid.UUID
+    status: str | Sequence[str]  # one state, or several
+    kind: str | Sequence[str]  # one kind, or several
+
+
+class ForgottenSample(Resource):
+    """One entry of a model's suppression list: a training sample never to be trained on again."""
+
+    sample_id: str
+    request_id: uuid.UUID  # the deletion request that claimed it
+    state: str  # SampleState
+    version: int | None = None  # the first version without it; None while in flight
+    forgotten_at: datetime | None = None  # when that version became ready
 
 
 class DeletionRequestAccepted(DeletionRequest):
@@ -352,12 +396,11 @@ Item = TypeVar("Item", bound=BaseModel)
 
 
 class Page(Resource, Generic[Item]):
-    """One page of a list. Cursor lists answer next_page_token (opaque; pass it as page_token), offset lists
-    next_offset (pass it as offset); both are None on the last page."""
+    """One page of a list: next_page_token is opaque (pass it as page_token, with the same filters, for the next
+    page) and None on the last page."""
 
     items: list[Item]
     next_page_token: str | None = None
-    next_offset: int | None = None
 
 
 @dataclass(frozen=True)

@@ -176,8 +176,8 @@ def test_fields_a_newer_service_adds_are_kept_not_refused() -> None:
     body = {
         "id": str(uuid.uuid4()), "model_id": str(uuid.uuid4()), "status": "erased", "sample_count": 1,
         "new_sample_count": 1, "already_forgotten_count": 0, "created_at": "2026-01-05T10:00:00Z",
-        "updated_at": "2026-01-05T10:00:00Z", "received_at": "2026-01-01T09:00:00Z", "overdue": False,
+        "updated_at": "2026-01-05T10:00:00Z", "legal_basis": "art. 17(1)(b)", "on_hold": False,
     }  # fmt: skip
     request = DeletionRequest.model_validate(body)
     assert request.status == "erased"
-    assert request.model_extra == {"received_at": "2026-01-01T09:00:00Z", "overdue": False}
+    assert request.model_extra == {"legal_basis": "art. 17(1)(b)", "on_hold": False}
