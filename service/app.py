@@ -13,6 +13,7 @@ from service.audits.endpoints import router as audits_router
 from service.callbacks.endpoints import router as callbacks_router
 from service.datasets.endpoints import router as datasets_router
 from service.db import dispose_engines
+from service.erasure.endpoints import router as erasure_router
 from service.errors import install_problem_handlers, problem_responses, use_problem_media_type
 from service.health import router as health_router
 from service.jobs import dispatch
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(versions_router)
     app.include_router(requests_router)
     app.include_router(suppression_router)
+    app.include_router(erasure_router)
     app.include_router(jobs_router)
     app.include_router(audits_router)
     app.include_router(callbacks_router)

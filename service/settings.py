@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # to alembic.ini), wherever the command is started: a default relative to the working folder would give every
 # folder a ledger of its own.
 DEFAULT_HOME = Path(__file__).resolve().parent.parent / "var"
+# the longest retention window of an artefact that holds forgotten samples (30 days), for every model
+MAX_RETENTION_SECONDS = 30 * 86400
 
 
 class Settings(BaseSettings):
@@ -47,6 +49,18 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     # a queued job no worker has claimed this long after it was created or last sent is sent again
     resend_after_seconds: float = Field(default=30.0, gt=0)
+    # Erasure (service.erasure): how long an artefact that holds forgotten samples (a superseded version's
+    # checkpoint, the original included; reference models) is kept once a newer version forgot them, for
+    # models whose manifest names no window of their own (model.retention_seconds; 0 = at once). At most
+    # MAX_RETENTION_SECONDS: nothing holding forgotten samples is ever kept longer, and nothing can pin it
+    retention_seconds: int = Field(default=7 * 86400, ge=0, le=MAX_RETENTION_SECONDS)
+    # seconds between erasure sweeps: due artefacts destroyed, orphaned objects removed, receipts issued
+    erasure_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # an object in storage that no ledger row names (a failed job's checkpoint, a half-written temporary
+    # file) and no running job claims as its own is removed once it is this old: a younger one may be an
+    # upload's or a job's, written moments before the row that names it. It also absorbs clock skew between
+    # the storage's timestamps and this machine's
+    orphan_grace_seconds: float = Field(default=3600.0, ge=60.0)
     # one job's compute time: past the soft limit the job fails with that reason; past the hard limit
     # Celery kills the task process (the sweeper then requeues or fails it)
     job_soft_time_limit_seconds: int = Field(default=6 * 3600, gt=0)

@@ -32,6 +32,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service.settings import Settings
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -101,6 +103,9 @@ class VersionStatus(enum.StrEnum):
     pending = "pending"
     ready = "ready"  # immutable from here on
     failed = "failed"
+    # its checkpoint was deleted from storage once its retention window ended (it held samples a newer
+    # version forgot); the row keeps its sha256, size, lineage, metrics and audit (service.erasure)
+    destroyed = "destroyed"
 
 
 def _str_enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -184,6 +189,10 @@ class Model(Base):
     # where unlearn_config's lr and step_size came from, once a tuning job chose them: {job_id, procedure,
     # metric, grid, chosen, previous_config, finished_at, ...}; None while the manifest's values stand
     tuning: Mapped[dict[str, Any] | None]
+    # how long an artefact holding samples a newer version forgot is kept, in seconds (0 = destroyed at the
+    # next erasure sweep); at most settings.MAX_RETENTION_SECONDS; the window in force at each sweep applies.
+    # Registration sets it (the manifest's, else settings.retention_seconds); rows made otherwise get the default
+    retention_seconds: Mapped[int] = mapped_column(default=Settings.model_fields["retention_seconds"].default)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -218,6 +227,8 @@ class ModelVersion(Base):
     code_version: Mapped[str | None] = mapped_column(String(200))  # "<package version>+git.<commit>"
     created_at: Mapped[datetime] = _created_at()
     ready_at: Mapped[datetime | None]
+    destroyed_at: Mapped[datetime | None]  # when its checkpoint was deleted (status destroyed)
+    destruction_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class DeletionRequest(Base):
@@ -261,6 +272,13 @@ class DeletionRequest(Base):
     completed_at: Mapped[datetime | None]
     # the body of the first answer, replayed verbatim when the Idempotency-Key is sent again
     accepted_response: Mapped[dict[str, Any] | None]
+    # the earlier requests whose claims held some of its IDs when it arrived (already_forgotten_count > 0):
+    # its erasure waits for theirs. None when it claimed every ID itself
+    covered_by: Mapped[list[Any] | None]
+    # when no artefact holding its samples remained, and the erasure receipt's summary then issued (signed
+    # on every read, as certificates are); plain JSON, kept exactly as written
+    erased_at: Mapped[datetime | None]
+    erasure_receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ForgottenSample(Base):
@@ -328,6 +346,9 @@ class Job(Base):
     # work a worker kept for the next claim when it handed the job back: a tuning job's subset and its
     # finished runs (it yields to waiting unlearning jobs between runs); None for other jobs
     partial: Mapped[dict[str, Any] | None]
+    # every object the job stored, named as soon as it is written: while the job runs they are its own (no
+    # other row names them yet), and if it ends without recording them they are orphans (service.erasure)
+    outputs: Mapped[list[Any] | None]
     lease_owner: Mapped[str | None] = mapped_column(String(200))  # worker that claimed it
     lease_expires_at: Mapped[datetime | None]  # the sweeper requeues the job once this has passed
     resent_at: Mapped[datetime | None]  # the sweeper's last re-send to the queue (it waits before another)
@@ -416,7 +437,8 @@ class ReferenceSet(Base):
     """k RMIA reference models of a model, trained on complementary random halves of its training split.
 
     Model i was trained on the samples where row i of the membership matrix is True; rows 2j and 2j+1
-    are complements, so every training sample is OUT of exactly k/2 models. The audit uses the newest set.
+    are complements over the samples no request had claimed, so each of those is OUT of exactly k/2 models
+    and every claimed one OUT of all k. The audit uses the newest set not destroyed.
     """
 
     __tablename__ = "reference_set"
@@ -433,4 +455,10 @@ class ReferenceSet(Base):
     membership_uri: Mapped[str] = mapped_column(Text)
     membership_sha256: Mapped[str] = mapped_column(String(64))
     checkpoints: Mapped[list[Any]]  # [{uri, sha256, size_bytes}] in model order
+    # the requests whose claimed samples were OUT of every model (all claims when the job read its plan), and
+    # how many samples that was: the set holds every sample forgotten by any other request (service.erasure)
+    excluded_request_ids: Mapped[list[Any]]
+    excluded_count: Mapped[int]
     created_at: Mapped[datetime] = _created_at()
+    destroyed_at: Mapped[datetime | None]  # its checkpoints and membership matrix were deleted from storage
+    destruction_reason: Mapped[str | None] = mapped_column(Text)

@@ -32,7 +32,7 @@ def audit_version(
     *,
     model: nn.Module,
     parent: nn.Module,
-    original: nn.Module,
+    original: nn.Module | None,
     forget: ImageSet,
     earlier: list[tuple[str, ImageSet]],
     remaining: ImageSet,
@@ -40,9 +40,12 @@ def audit_version(
     rmia: RmiaAudit | None,
     context: dict[str, Any],
     history: list[dict[str, Any]] = (),
+    original_recorded: dict[str, Any] | None = None,
 ) -> Audit:
     """Measure the new version against its parent and the original; `remaining` excludes every claimed
-    sample; `history` holds the ancestors' `cumulative` headline entries, oldest first."""
+    sample; `history` holds the ancestors' `cumulative` headline entries, oldest first. `original` is None once
+    the original's checkpoint was destroyed: `original_recorded` then carries its test accuracy as an earlier
+    audit measured it (unlearning.audit.report.build_report)."""
     retain_sample = stratified_subset(remaining, min(len(remaining), RETAIN_SAMPLE), seed=AUDIT_SEED)
     thresholds = Thresholds()
     report = build_report(
@@ -58,6 +61,7 @@ def audit_version(
         context=context,
         history=history,
         seed=AUDIT_SEED,
+        original_recorded=original_recorded,
     )
     figure = evidence_png(
         model=model,
@@ -93,7 +97,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "parent_test_acc": report["models"]["parent"]["test_acc"],
         "parent_forget_conf": report["models"]["parent"]["current"]["forget_conf"],
         "indistinguishable_pct": found["indistinguishable_pct"]["value"],
-        "test_acc_drop_vs_original": report["utility"]["test_acc_drop_vs_original"]["value"],
+        "test_acc_drop_vs_original": (report["utility"]["test_acc_drop_vs_original"] or {}).get("value"),
         "verdict": report["verdict"],
         "cumulative": report["history"][-1],
     }

@@ -24,6 +24,7 @@ from celery.signals import worker_process_init, worker_shutting_down
 
 from service.callbacks.service import deliver_due
 from service.db import session_factory
+from service.erasure import service as erasure
 from service.jobs import dispatch
 from service.jobs import service as jobs
 from service.settings import get_settings
@@ -47,6 +48,8 @@ app.conf.beat_schedule = {
     "sweep": {"task": dispatch.SWEEP, "schedule": settings.sweep_interval_seconds,
               "options": {"expires": settings.sweep_interval_seconds}},
     "deliver-callbacks": {"task": dispatch.DELIVER_CALLBACKS, "schedule": 2.0, "options": {"expires": 2.0}},
+    "erase": {"task": dispatch.ERASE, "schedule": settings.erasure_sweep_interval_seconds,
+              "options": {"expires": settings.erasure_sweep_interval_seconds}},
 }  # fmt: skip
 
 
@@ -93,3 +96,10 @@ def sweep_task() -> dict[str, int]:
 @app.task(name=dispatch.DELIVER_CALLBACKS, acks_late=False)
 def deliver_callbacks_task() -> int:
     return deliver_due(session_factory(settings.database_url), settings=settings)
+
+
+@app.task(name=dispatch.ERASE, acks_late=False)
+def erase_task() -> dict[str, int]:
+    swept = erasure.sweep(session_factory(settings.database_url), settings=settings)
+    return {"versions": len(swept.destroyed_versions), "reference_sets": len(swept.destroyed_reference_sets),
+            "orphans": len(swept.orphans_removed), "receipts": len(swept.receipts)}  # fmt: skip

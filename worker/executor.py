@@ -3,8 +3,9 @@ time, sleeping briefly when there is nothing to do. `python -m service run` star
 another one whenever it dies (service/supervisor.py, which names its lease owner with --owner).
 
 Each loop also fails the jobs whose worker died on their last allowed attempt; jobs whose worker died
-earlier are simply claimed again (their lease has expired). SIGTERM or SIGINT stops the loop: a job in
-progress stops at its next progress step and its lease is released for the next executor.
+earlier are simply claimed again (their lease has expired). Two threads send the webhook callbacks and run
+the erasure sweep (service.erasure). SIGTERM or SIGINT stops the loop: a job in progress stops at its next
+progress step and its lease is released for the next executor.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.callbacks.service import run_delivery_loop
 from service.db import dispose_engines, session_factory
+from service.erasure.service import run_erasure_loop
 from service.jobs import service as jobs
 from service.observability import JsonFormatter
 from service.settings import Settings, get_settings
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             # webhook callbacks go out from here: the outbox rows were written with each state change
             threading.Thread(target=run_delivery_loop, args=(stop,), kwargs={"settings": settings},
                              name="callbacks", daemon=True).start()
+            # and the erasure sweep runs here: the embedded deployment's only periodic process besides the API
+            threading.Thread(target=run_erasure_loop, args=(stop,), kwargs={"settings": settings},
+                             name="erasure", daemon=True).start()
             serve(
                 settings,
                 owner=owner,

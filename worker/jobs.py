@@ -273,6 +273,16 @@ class JobError(RuntimeError):
     """The ledger and the data disagree (e.g. an ID no longer in the dataset); the job cannot run."""
 
 
+def _store(store: ObjectStore, data: bytes, *, factory: sessionmaker[Session], plan: Plan, owner: str) -> StoredObject:
+    """Store an object and name it as the job's at once (job.outputs): until the job records it, no other row
+    does, and the erasure sweep removes unnamed objects as orphans once they are old enough."""
+    stored = store.put_bytes(data)
+    with factory() as session, session.begin():
+        if not jobs.note_output(session, job_id=plan.job_id, owner=owner, stored=stored):
+            raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
+    return stored
+
+
 def _load_model(store: ObjectStore, version: VersionRef, device: torch.device) -> nn.Module:
     return load_checkpoint(store.read_bytes(version.uri, version.sha256), device=device).model.eval()
 
@@ -332,7 +342,14 @@ def _run_unlearn(
     data = load_dataset(plan.dataset, device=device)
     holdout_pos, scored_pos = holdout_split(len(data.test), seed=HOLDOUT_SEED)
     parent = _load_model(store, plan.parent, device)
-    original = parent if plan.original.number == plan.parent.number else _load_model(store, plan.original, device)
+    # once destroyed (it held samples a newer version forgot), the original is compared through what version
+    # 2's audit recorded of it (plan.original_recorded)
+    if plan.original is None:
+        original = None
+    elif plan.original.number == plan.parent.number:
+        original = parent
+    else:
+        original = _load_model(store, plan.original, device)
     forget = _subset(data.train, plan.forget_ids, "the forget set")
     cfg = _with_eps(from_dict(UnlearnConfig, plan.job_config["unlearn_config"]), plan.parent, parent, forget, progress)
     cfg = _guarded(cfg, plan.guard_max_acc_drop)  # recorded as run: the version's config shows the guard
@@ -365,7 +382,8 @@ def _run_unlearn(
         "request_ids": [str(r) for r in plan.request_ids],
         "code_version": code_version(),
     }
-    checkpoint = store.put_bytes(checkpoint_bytes(result.model, cfg, extra=lineage))
+    checkpoint = _store(store, checkpoint_bytes(result.model, cfg, extra=lineage), factory=factory, plan=plan,
+                        owner=owner)  # fmt: skip
     progress.write("audit", 0.0, None)
     with factory() as session, session.begin():
         if not jobs.enter_audit(session, job_id=plan.job_id, owner=owner):
@@ -373,6 +391,15 @@ def _run_unlearn(
 
     earlier = [(f"v{number}", _subset(data.train, ids, f"samples forgotten by version {number}"))
                for number, ids in plan.earlier.items()]  # fmt: skip
+    refs = plan.references
+    rmia = _rmia(store, refs, data, holdout_pos, device)
+    if refs is None:
+        reference_set = {"used": None, "reason": plan.references_missing}
+    elif rmia is None:
+        reference_set = {"used": None, "reason": f"reference set {refs.id} was trained on a training split of "
+                         "another size"}  # fmt: skip
+    else:
+        reference_set = {"used": refs.describe()}
     audit = audit_version(
         model=result.model,
         parent=parent,
@@ -381,10 +408,14 @@ def _run_unlearn(
         earlier=earlier,
         remaining=rest,
         test=data.test.subset(scored_pos),
-        rmia=_rmia(store, plan.references, data, holdout_pos, device),
+        rmia=rmia,
         history=plan.history,
+        original_recorded=plan.original_recorded,
         context={
             **lineage,
+            # which RMIA reference models the audit used (id, k, trained_at, how many claimed samples none of
+            # them trained on), or why none
+            "reference_set": reference_set,
             "method": cfg.method,
             "hyper_parameters": to_dict(cfg),
             "seeds": {"unlearn": cfg.seed, "holdout_split": HOLDOUT_SEED},
@@ -392,7 +423,7 @@ def _run_unlearn(
             "output_sha256": checkpoint.sha256,
         },
     )
-    page = store.put_bytes(audit.html.encode("utf-8"))
+    page = _store(store, audit.html.encode("utf-8"), factory=factory, plan=plan, owner=owner)
     metrics = {
         **audit.metrics,
         "seconds": {**result.seconds, "total": compute_seconds},
@@ -433,26 +464,34 @@ def _run_reference_models(
     progress: JobProgress,
     device: torch.device,
 ) -> Outcome:
-    """k models on complementary random halves of the training split, so every sample is OUT of k/2."""
+    """k models on complementary random halves of the training samples no request has claimed, so each of them
+    is OUT of k/2 models and every claimed one OUT of all k: a set never holds a sample forgotten (or being
+    forgotten) before it was trained, and the erasure sweep destroys it only for samples forgotten since."""
     k = int(plan.job_config["k"])
     recipe = from_dict(TrainConfig, plan.job_config["recipe"])
     train = load_dataset(plan.dataset, device=device).train
     n = len(train)
-    membership = reference_membership(n, k)
+    excluded = np.flatnonzero(np.isin(train.ids, np.asarray(plan.claimed_ids, dtype=str)))
+    if n - len(excluded) < 2:
+        raise JobError(f"{len(excluded)} of the {n} training samples are forgotten or claimed: too few remain to "
+                       "split between reference models")  # fmt: skip
+    membership = reference_membership(n, k, excluded=excluded)
     stored: list[StoredObject] = []
     for i, member in enumerate(membership):
         seeded = replace(recipe, seed=reference_seed(i))
         trained = train_model(plan.arch, train.subset(np.flatnonzero(member)), seeded, device=device,
                               progress=progress, phase=f"reference {i + 1}/{k}")  # fmt: skip
         extra = {"model_id": str(plan.model_id), "reference": i, "of": k}
-        stored.append(store.put_bytes(checkpoint_bytes(trained.model, seeded, extra=extra)))
+        stored.append(_store(store, checkpoint_bytes(trained.model, seeded, extra=extra), factory=factory, plan=plan,
+                             owner=owner))  # fmt: skip
     buffer = io.BytesIO()
     np.save(buffer, membership, allow_pickle=False)
-    matrix = store.put_bytes(buffer.getvalue())
+    matrix = _store(store, buffer.getvalue(), factory=factory, plan=plan, owner=owner)
     with factory() as session, session.begin():
         recorded = jobs.complete_reference_models(
-            session, job_id=plan.job_id, owner=owner, membership=matrix, checkpoints=stored, num_train=n
-        )
+            session, job_id=plan.job_id, owner=owner, membership=matrix, checkpoints=stored, num_train=n,
+            excluded_request_ids=plan.claimed_request_ids, excluded_count=len(excluded),
+        )  # fmt: skip
     if recorded is None:
         raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
     return Outcome.succeeded

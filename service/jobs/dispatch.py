@@ -25,10 +25,11 @@ from service.settings import Settings
 log = logging.getLogger("service.jobs.dispatch")
 
 GPU_QUEUE = "gpu"  # unlearning and reference-model jobs: one worker process per GPU
-CPU_QUEUE = "cpu"  # the sweep and callback delivery: no GPU, never behind a long job
+CPU_QUEUE = "cpu"  # the sweeps and callback delivery: no GPU, never behind a long job
 RUN_JOB = "unlearning.run_job"
 SWEEP = "unlearning.sweep"
 DELIVER_CALLBACKS = "unlearning.deliver_callbacks"
+ERASE = "unlearning.erase"  # the erasure sweep (service.erasure)
 
 # The request that created the job has committed; a send that cannot reach Redis quickly gives up and
 # leaves the job to the sweeper rather than holding the HTTP answer.
@@ -58,6 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             RUN_JOB: {"queue": GPU_QUEUE},
             SWEEP: {"queue": CPU_QUEUE},
             DELIVER_CALLBACKS: {"queue": CPU_QUEUE},
+            ERASE: {"queue": CPU_QUEUE},
         },
     }
 

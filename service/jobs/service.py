@@ -115,6 +115,20 @@ def request_reference_models(
                     event_data=config)  # fmt: skip
 
 
+def rebuild_reference_models(
+    session: Session, *, model: Model, k: int, recipe: dict[str, Any], actor: str, replaces: uuid.UUID
+) -> Job | None:
+    """Queue new reference models for a set the erasure sweep destroyed (same k and recipe): they train on
+    complementary halves of the remaining data, every sample claimed by then OUT of all of them. None when a
+    reference-models job is already queued or running: a queued one reads the claims when it starts; a running
+    one that predates them makes a set the sweep destroys in turn, and that queues the next."""
+    if repository.active_jobs(session=session, model_id=model.id, kind=JobKind.reference_models):
+        return None
+    config = {"k": k, "recipe": recipe}
+    return _enqueue(session, model=model, kind=JobKind.reference_models, config=config, actor=actor,
+                    event_data={**config, "replaces_reference_set": replaces})  # fmt: skip
+
+
 def request_tuning(session: Session, *, principal: Principal, model_id: uuid.UUID, body: TuningCreate | None) -> Job:
     """Queue a job that chooses the model's lr and step_size on a tuning forget subset; once it succeeds they
     become the model's unlearn_config (with the grid and scores as provenance) for every later job. A second
@@ -302,6 +316,16 @@ def claim(
     job = repository.get_job_any_tenant(session=session, job_id=job_id)
     assert job is not None
     actor = worker_actor(owner)
+    if job.kind == JobKind.tuning and job.parent_version_id is not None:
+        parent = versions_repo.get_version_by_id(session=session, version_id=job.parent_version_id)
+        if parent is not None and parent.status == VersionStatus.destroyed:
+            # A tuning job that yielded resumes on its version; once that is destroyed (a newer one forgot
+            # samples it held), it starts over on the newest: its finished runs were measured on the old one.
+            newest = versions_repo.latest_ready_version(session=session, model_id=job.model_id)
+            assert newest is not None
+            job.parent_version_id, job.partial = newest.id, None
+            data = {"reason": f"version {parent.number} was destroyed", "parent_version": newest.number}
+            _job_event(session, job, "restarted", actor=actor, data=data)
     if job.parent_version_id is None:
         parent = versions_repo.latest_ready_version(session=session, model_id=job.model_id)
         assert parent is not None  # version 1 is recorded with the model
@@ -348,6 +372,16 @@ def release(session: Session, *, job_id: uuid.UUID, owner: str, reason: str = "t
 def save_partial(session: Session, *, job_id: uuid.UUID, owner: str, partial: dict[str, Any]) -> bool:
     """Keep a running job's finished work for its next claim; False if the lease is lost."""
     return repository.save_partial(session=session, job_id=job_id, owner=owner, partial=partial)
+
+
+def note_output(session: Session, *, job_id: uuid.UUID, owner: str, stored: StoredObject) -> bool:
+    """Name an object the job has just stored as its own (job.outputs), so that the erasure sweep does not take
+    it for an orphan before the job records it; False if the lease is lost."""
+    job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
+    if job is None:
+        return False
+    job.outputs = [*(job.outputs or []), stored.uri]  # a new list: the JSON column sees the change
+    return True
 
 
 def unlearning_waiting(session: Session, *, waited_seconds: float) -> bool:
@@ -458,7 +492,11 @@ def complete_reference_models(
     membership: StoredObject,
     checkpoints: list[StoredObject],
     num_train: int,
+    excluded_request_ids: list[uuid.UUID],
+    excluded_count: int,
 ) -> ReferenceSet | None:
+    """Record the set; `excluded_request_ids` are the requests whose claimed samples (`excluded_count` of them)
+    no model of the set trained on: every claim when the job read its plan."""
     job = repository.lock_own_job(session=session, job_id=job_id, owner=owner)
     if job is None:
         return None
@@ -471,6 +509,8 @@ def complete_reference_models(
         membership=membership,
         checkpoints=checkpoints,
         num_train=num_train,
+        excluded_request_ids=excluded_request_ids,
+        excluded_count=excluded_count,
     )
     _finish(session, job, JobStatus.succeeded, utcnow())
     _job_event(
@@ -478,7 +518,8 @@ def complete_reference_models(
         job,
         "succeeded",
         actor=worker_actor(owner),
-        data={"reference_set_id": reference_set.id, "k": reference_set.k, "membership_sha256": membership.sha256},
+        data={"reference_set_id": reference_set.id, "k": reference_set.k, "membership_sha256": membership.sha256,
+              "excluded_count": excluded_count},
     )
     return reference_set
 

@@ -43,10 +43,12 @@ def sample_ids_of_job(*, session: Session, job_id: uuid.UUID) -> list[str]:
     )
 
 
-def claimed_sample_ids(*, session: Session, model_id: uuid.UUID) -> list[str]:
-    """Every sample of the model already forgotten or claimed by an accepted request."""
+def claims_of_model(*, session: Session, model_id: uuid.UUID) -> list[Row[Any]]:
+    """(sample_id, request_id) of every sample of the model already forgotten or claimed by an accepted request."""
     return list(
-        session.execute(select(ForgottenSample.sample_id).where(ForgottenSample.model_id == model_id)).scalars()
+        session.execute(
+            select(ForgottenSample.sample_id, ForgottenSample.request_id).where(ForgottenSample.model_id == model_id)
+        ).all()
     )
 
 

@@ -18,9 +18,10 @@ def samples_of_job(session: Session, *, job_id: uuid.UUID) -> list[str]:
     return repository.sample_ids_of_job(session=session, job_id=job_id)
 
 
-def claimed_samples(session: Session, *, model_id: uuid.UUID) -> list[str]:
-    """Every sample of the model forgotten or claimed by an accepted request: never to be trained on again."""
-    return repository.claimed_sample_ids(session=session, model_id=model_id)
+def claims(session: Session, *, model_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """Every sample of the model forgotten or claimed by an accepted request (never to be trained on again),
+    with the request that claimed it; one query, so the two always agree."""
+    return dict(repository.claims_of_model(session=session, model_id=model_id))
 
 
 def forgotten_by_version(session: Session, *, model_id: uuid.UUID) -> dict[uuid.UUID, list[str]]:

@@ -58,10 +58,12 @@ def insert_reference_set(*, session: Session, **columns: Any) -> ReferenceSet:
     return reference_set
 
 
-def latest_reference_set(*, session: Session, model_id: uuid.UUID) -> ReferenceSet | None:
+def latest_reference_set(*, session: Session, model_id: uuid.UUID, destroyed: bool = False) -> ReferenceSet | None:
+    """The model's newest reference set among those not destroyed (or, destroyed=True, among those destroyed)."""
+    state = ReferenceSet.destroyed_at.is_not(None) if destroyed else ReferenceSet.destroyed_at.is_(None)
     return session.execute(
         select(ReferenceSet)
-        .where(ReferenceSet.model_id == model_id)
+        .where(ReferenceSet.model_id == model_id, state)
         .order_by(ReferenceSet.created_at.desc(), ReferenceSet.id)
         .limit(1)
     ).scalar_one_or_none()

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.pagination import PageRead
+from service.settings import MAX_RETENTION_SECONDS
+
+
+def _within_limit(seconds: int) -> int:
+    if seconds > MAX_RETENTION_SECONDS:
+        raise ValueError(f"the retention window is at most {MAX_RETENTION_SECONDS} seconds (30 days): an artefact "
+                         "holding forgotten samples is never kept longer")  # fmt: skip
+    return seconds
+
+
+RetentionSeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        strict=True,
+        description="how long, in seconds, an artefact that holds samples a newer version forgot (a superseded "
+        "version's checkpoint, the original included; reference models) is kept before it is destroyed: 0 = at "
+        f"once, at most {MAX_RETENTION_SECONDS} (30 days)",
+        examples=[0, 604800],
+    ),
+    AfterValidator(_within_limit),
+]
 
 
 class ModelManifest(BaseModel):
@@ -28,6 +50,9 @@ class ModelManifest(BaseModel):
         "and its hyper-parameters (epochs, lr, batch_size, attack: {eps_init, steps, ...}, stop, seed, ...); "
         "omitted fields take the library defaults",
     )
+    retention_seconds: RetentionSeconds | None = Field(
+        default=None, description="the retention window (see ModelRead); omitted: the service's default"
+    )
 
 
 class ModelRead(BaseModel):
@@ -46,7 +71,20 @@ class ModelRead(BaseModel):
         "accuracies, feasibility and the reason when infeasible), chosen, constraint_met, previous_config, "
         "finished_at; null while the manifest's values stand"
     )
+    retention_seconds: int = Field(
+        description="how long, in seconds, an artefact that holds samples a newer version forgot (a superseded "
+        "version's checkpoint, the original included; reference models) is kept before the erasure sweep "
+        "destroys it; 0 = at once; the window in force at each sweep applies"
+    )
     created_at: datetime
+
+
+class ModelUpdate(BaseModel):
+    """PATCH /v1/models/{id}: the settings that may change after registration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_seconds: RetentionSeconds
 
 
 class ModelList(PageRead[ModelRead]):

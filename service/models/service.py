@@ -16,7 +16,7 @@ from service.datasets import repository as datasets_repo
 from service.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from service.events import service as events
 from service.models import repository
-from service.models.schemas import ModelList, ModelManifest, ModelRead
+from service.models.schemas import ModelList, ModelManifest, ModelRead, ModelUpdate
 from service.models.upload import ModelUpload
 from service.pagination import Cursor
 from service.settings import Settings
@@ -171,6 +171,9 @@ def register_model(session: Session, *, principal: Principal, settings: Settings
         arch=to_dict(arch),
         method=config.method,
         unlearn_config=to_dict(config),
+        retention_seconds=(
+            manifest.retention_seconds if manifest.retention_seconds is not None else settings.retention_seconds
+        ),
     )
     now = utcnow()
     version = versions_repo.insert_version(
@@ -197,6 +200,7 @@ def register_model(session: Session, *, principal: Principal, settings: Settings
             "dataset_id": model.dataset_id,
             "architecture": model.arch,
             "unlearn_config": model.unlearn_config,
+            "retention_seconds": model.retention_seconds,
             "version": {"id": version.id, "number": 1, "sha256": stored.sha256, "size_bytes": stored.size_bytes},
             "uploaded_sha256": uploaded_sha256,
             "uploaded_filename": upload.filename,
@@ -224,6 +228,7 @@ def read_models(session: Session, models: list[Model]) -> list[ModelRead]:
             unlearn_config=m.unlearn_config,
             latest_version=latest.get(m.id, 1),
             tuning=m.tuning,
+            retention_seconds=m.retention_seconds,
             created_at=m.created_at,
         )
         for m in models
@@ -235,6 +240,27 @@ def list_models(session: Session, *, principal: Principal, page: Cursor) -> Mode
     window = page.window("models", repository.OLDEST_FIRST)
     items, next_token = repository.list_models(session=session, tenant_id=principal.tenant_id, window=window)
     return ModelList(items=read_models(session, items), next_page_token=next_token)
+
+
+def update_model(session: Session, *, principal: Principal, model_id: uuid.UUID, body: ModelUpdate) -> Model:
+    """Change the model's retention window. A shorter one takes effect at the next erasure sweep (artefacts
+    already past it are destroyed then); a longer one keeps those not yet destroyed longer, never past the
+    30-day limit counted from when their samples were forgotten."""
+    model = lock_model(session, tenant_id=principal.tenant_id, model_id=model_id)
+    if model is None:
+        raise NotFound(f"no model {model_id}")  # also for another tenant's
+    if body.retention_seconds != model.retention_seconds:
+        previous, model.retention_seconds = model.retention_seconds, body.retention_seconds
+        events.append(
+            session,
+            event_type="model.retention_changed",
+            subject_type="model",
+            subject_id=model.id,
+            actor=principal.actor,
+            tenant_id=principal.tenant_id,
+            data={"from": previous, "to": model.retention_seconds},
+        )
+    return model
 
 
 def lock_model(session: Session, *, tenant_id: uuid.UUID, model_id: uuid.UUID) -> Model | None:
@@ -265,9 +291,11 @@ def record_reference_set(
     membership: StoredObject,
     checkpoints: list[StoredObject],
     num_train: int,
+    excluded_request_ids: list[uuid.UUID],
+    excluded_count: int,
 ) -> ReferenceSet:
-    """RMIA reference models a job trained for the model (their checkpoints, and which training samples each
-    saw); later audits of the model use its newest set."""
+    """RMIA reference models a job trained for the model (their checkpoints, which training samples each saw,
+    and the requests whose samples none of them saw); later audits of the model use its newest set."""
     return repository.insert_reference_set(
         session=session,
         tenant_id=tenant_id,
@@ -279,8 +307,11 @@ def record_reference_set(
         membership_uri=membership.uri,
         membership_sha256=membership.sha256,
         checkpoints=[{"uri": c.uri, "sha256": c.sha256, "size_bytes": c.size_bytes} for c in checkpoints],
+        excluded_request_ids=[str(r) for r in excluded_request_ids],
+        excluded_count=excluded_count,
     )
 
 
-def latest_reference_set(session: Session, *, model_id: uuid.UUID) -> ReferenceSet | None:
-    return repository.latest_reference_set(session=session, model_id=model_id)
+def latest_reference_set(session: Session, *, model_id: uuid.UUID, destroyed: bool = False) -> ReferenceSet | None:
+    """The newest set the audits may use (not destroyed), or with destroyed=True the newest destroyed one."""
+    return repository.latest_reference_set(session=session, model_id=model_id, destroyed=destroyed)

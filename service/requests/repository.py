@@ -131,6 +131,24 @@ def covering_claims(
     )
 
 
+def covering_request_ids(
+    *, session: Session, model_id: uuid.UUID, request_id: uuid.UUID, sample_ids: Sequence[str]
+) -> list[uuid.UUID]:
+    """The distinct earlier requests whose claims hold these IDs (by id)."""
+    return list(
+        session.execute(
+            select(ForgottenSample.request_id)
+            .where(
+                ForgottenSample.model_id == model_id,
+                ForgottenSample.request_id != request_id,
+                _in_ids(session, ForgottenSample.sample_id, sample_ids),
+            )
+            .distinct()
+            .order_by(ForgottenSample.request_id)
+        ).scalars()
+    )
+
+
 def covering_versions(
     *, session: Session, model_id: uuid.UUID, request_id: uuid.UUID, sample_ids: Sequence[str]
 ) -> set[uuid.UUID | None]:

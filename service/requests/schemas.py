@@ -116,6 +116,15 @@ class DeletionRequestRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    erased_at: datetime | None = Field(
+        default=None,
+        description="when no stored artefact holding its samples remained (superseded checkpoints, the original "
+        "included, and reference models destroyed once the model's retention window ended); its signed erasure "
+        "receipt is then at receipt_url; null until then",
+    )
+    receipt_url: str | None = Field(
+        default=None, description="GET it for the signed erasure receipt (a JSON document); null until erased"
+    )
 
 
 class ClaimedElsewhere(BaseModel):

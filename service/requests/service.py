@@ -40,6 +40,7 @@ from service.requests.schemas import (
     DeletionRequestQuery,
     DeletionRequestRead,
 )
+from service.routing import API_PREFIX
 from service.settings import Settings
 from service.tables import DeletionRequest, RequestStatus, utcnow
 from service.tenants.service import Principal
@@ -214,6 +215,11 @@ def _record(
     )
     already = [sid for sid in distinct if sid not in new_ids]
     request.already_forgotten_count = len(already)
+    if already:
+        # its erasure receipt waits for theirs: the same artefacts hold those IDs (service.erasure)
+        covering = repository.covering_request_ids(session=session, model_id=model_id, request_id=request.id,
+                                                   sample_ids=already)  # fmt: skip
+        request.covered_by = [str(r) for r in covering]
     states.record_creation(
         session,
         request,
@@ -374,6 +380,8 @@ def read_request(session: Session, request: DeletionRequest, *, now: datetime | 
         created_at=request.created_at,
         updated_at=request.updated_at,
         completed_at=request.completed_at,
+        erased_at=request.erased_at,
+        receipt_url=None if request.erased_at is None else f"{API_PREFIX}/deletion-requests/{request.id}/receipt",
     )
 
 

@@ -47,7 +47,7 @@ def get_version(
     responses={
         200: {"content": {SAFETENSORS_MEDIA_TYPE: {}}, "description": "the safetensors file; ETag = its sha256"},
         304: {"description": "If-None-Match named this checkpoint's ETag: the caller's copy is current"},
-        **problem_responses(404, 409, 422, 500),
+        **problem_responses(404, 409, 410, 422, 500),
     },
 )
 def download_checkpoint(
@@ -59,6 +59,7 @@ def download_checkpoint(
     if_none_match: Annotated[str | None, Header(description="ETags the caller already holds")] = None,
 ) -> Response:
     version = service.get_version(session, principal=principal, model_id=model_id, number=number)
+    service.check_not_destroyed(version)  # 410 before 304: a copy the caller holds is of a destroyed checkpoint
     etag = f'"{version.sha256}"'
     # Versions are immutable once ready, so the content behind an ETag never changes.
     headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}

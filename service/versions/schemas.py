@@ -43,6 +43,12 @@ class VersionRead(BaseModel):
     audit_available: bool = Field(description="whether the audit report exists (GET .../audit)")
     created_at: datetime
     ready_at: datetime | None
+    destroyed_at: datetime | None = Field(
+        description="when its checkpoint was deleted from storage (status destroyed): it held samples a newer "
+        "version forgot, and the model's retention window had ended; sha256, size, lineage, metrics and audit "
+        "stay; null while it exists"
+    )
+    destruction_reason: str | None = Field(description="why it was destroyed; null while it exists")
 
 
 class VersionList(PageRead[VersionRead]):

@@ -29,6 +29,13 @@ PACKAGE = "unlearning-service"
 log = logging.getLogger(__name__)
 
 
+class CheckpointDestroyed(ProblemError):
+    """The checkpoint was deleted on purpose: it held forgotten samples and its retention window ended."""
+
+    status = 410
+    slug = "checkpoint-destroyed"
+
+
 class CheckpointUnavailable(ProblemError):
     """A stored file is missing or fails its checksum: storage was damaged behind the service's back."""
 
@@ -115,6 +122,8 @@ def _read(version: ModelVersion, parent_number: int | None, request_ids: list[uu
         audit_available=version.audit is not None,
         created_at=version.created_at,
         ready_at=version.ready_at,
+        destroyed_at=version.destroyed_at,
+        destruction_reason=version.destruction_reason,
     )
 
 
@@ -141,8 +150,19 @@ def audit_page(settings: Settings, version: ModelVersion) -> bytes:
         ) from None
 
 
+def check_not_destroyed(version: ModelVersion) -> None:
+    """410 naming when and why, for a version whose checkpoint the erasure sweep deleted."""
+    if version.status == VersionStatus.destroyed:
+        assert version.destroyed_at is not None
+        raise CheckpointDestroyed(
+            f"the checkpoint of version {version.number} was destroyed at {version.destroyed_at.isoformat()}: "
+            f"{version.destruction_reason}; its sha256, size, lineage, metrics and audit remain"
+        )
+
+
 def checkpoint_chunks(settings: Settings, version: ModelVersion) -> Iterator[bytes]:
     """The checkpoint's bytes for streaming, verified against the version's sha256 before the first byte."""
+    check_not_destroyed(version)
     if version.status != VersionStatus.ready or version.checkpoint_uri is None or version.sha256 is None:
         raise Conflict(f"version {version.number} is {VersionStatus(version.status).value}; it has no checkpoint yet")
     try:

@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from service import db
-from service.db import alembic_config, make_engine, session_factory
-from service.tables import Base, DeletionRequest, Tenant
+from service.db import alembic_config, dispose_engines, make_engine, session_factory
+from service.tables import Base, Dataset, DeletionRequest, Model, ModelVersion, ReferenceSet, Tenant
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path) -> None:
@@ -159,3 +159,73 @@ def test_forked_child_builds_its_own_engine(tmp_path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert session_factory(url) is parent_factory
     db.dispose_engines()
+
+
+def test_the_erasure_migration_gives_existing_models_the_default_window_and_sets_no_exclusions(
+    database_url: str,
+) -> None:
+    config = alembic_config(database_url)
+    command.downgrade(config, "0007")
+    ids = {name: uuid.uuid4().hex for name in ("tenant", "dataset", "model", "job", "version", "set")}
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO tenant (id, name, created_at) VALUES (:tenant, 't', '2026-01-01')",
+                "INSERT INTO dataset (id, tenant_id, name, format, spec, retain_access, num_train, num_test, classes, "
+                "input_shape, created_at) VALUES (:dataset, :tenant, 'd', 'digits', '{}', true, 1, 1, '[]', '[]', "
+                "'2026-01-01')",
+                "INSERT INTO model (id, tenant_id, dataset_id, name, arch, method, unlearn_config, created_at) "
+                "VALUES (:model, :tenant, :dataset, 'm', '{}', 'amun', '{}', '2026-01-01')",
+                "INSERT INTO job (id, tenant_id, model_id, kind, status, progress, config, attempts, "
+                "cancel_requested, created_at) VALUES (:job, :tenant, :model, 'reference_models', 'succeeded', 1, "
+                "'{}', 1, false, '2026-01-01')",
+                "INSERT INTO model_version (id, model_id, number, status, checkpoint_uri, sha256, forgotten_count, "
+                "created_at) VALUES (:version, :model, 1, 'ready', 'u', 's', 0, '2026-01-01')",
+                "INSERT INTO reference_set (id, tenant_id, model_id, job_id, k, num_train, recipe, membership_uri, "
+                "membership_sha256, checkpoints, created_at) VALUES (:set, :tenant, :model, :job, 2, 1, '{}', 'm', "
+                "'s', '[]', '2026-01-01')",
+            ):
+                conn.execute(text(statement), ids)
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "head")
+
+    factory = session_factory(database_url)
+    with factory() as session:
+        model = session.get(Model, uuid.UUID(ids["model"]))
+        reference_set = session.get(ReferenceSet, uuid.UUID(ids["set"]))
+        version = session.get(ModelVersion, uuid.UUID(ids["version"]))
+        assert model.retention_seconds == 7 * 86400
+        # trained before exclusions existed: on every sample, so it holds whatever is forgotten later
+        assert (reference_set.excluded_request_ids, reference_set.excluded_count) == ([], 0)
+        assert (reference_set.destroyed_at, version.destroyed_at, version.status) == (None, None, "ready")
+
+
+def test_downgrading_the_erasure_migration_marks_destroyed_versions_failed(database_url: str) -> None:
+    ids = {name: uuid.uuid4() for name in ("tenant", "dataset", "model", "version")}
+    factory = session_factory(database_url)
+    with factory() as session, session.begin():
+        session.add(Tenant(id=ids["tenant"], name="t"))
+        session.flush()
+        session.add(Dataset(id=ids["dataset"], tenant_id=ids["tenant"], name="d", format="digits", spec={},
+                            retain_access=True, num_train=1, num_test=1, classes=[], input_shape=[]))  # fmt: skip
+        session.flush()
+        session.add(Model(id=ids["model"], tenant_id=ids["tenant"], dataset_id=ids["dataset"], name="m", arch={},
+                          method="amun", unlearn_config={}))  # fmt: skip
+        session.flush()
+        session.add(ModelVersion(id=ids["version"], model_id=ids["model"], number=1, status="destroyed",
+                                 checkpoint_uri="u", sha256="s", destroyed_at=datetime(2026, 1, 1, tzinfo=UTC),
+                                 destruction_reason="held forgotten samples"))  # fmt: skip
+    dispose_engines()
+
+    command.downgrade(alembic_config(database_url), "0007")
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            status = conn.execute(text("SELECT status FROM model_version WHERE number = 1")).scalar_one()
+    finally:
+        engine.dispose()
+    assert status == "failed"
