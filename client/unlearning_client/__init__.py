@@ -50,6 +50,7 @@ from unlearning_client.models import (
     DeletionRequestAccepted,
     DeletionRequestFilters,
     DownloadedCheckpoint,
+    ErasureReceipt,
     ForgottenSample,
     Health,
     Job,
@@ -73,18 +74,26 @@ from unlearning_client.models import (
     WebhookStatus,
 )
 from unlearning_client.retry import NO_RETRIES, RetryPolicy
-from unlearning_client.signatures import PublicKey, public_key, report_sha256, verify_certificate, verify_signed
+from unlearning_client.signatures import (
+    PublicKey,
+    public_key,
+    report_sha256,
+    verify_certificate,
+    verify_receipt,
+    verify_signed,
+)
 
 __all__ = [
     "DeletionRequestFilters", "ForgottenSample", "JobFilters", "SampleState",
     "FINAL_JOB_STATUSES", "FINAL_REQUEST_STATUSES", "NO_RETRIES", "AlreadyForgotten", "ApiError", "ApiKey",
     "ApiKeyCreated", "AsyncClient", "AuditCheck", "AuditReport", "BadRequest", "CanonicalizationError",
     "Certificate", "Checkpoint", "ChecksumMismatch", "ClaimedElsewhere", "Client", "Conflict", "Dataset",
-    "DeletionRequest", "DeletionRequestAccepted", "DownloadedCheckpoint", "Forbidden", "Gone", "Health", "Job",
+    "DeletionRequest", "DeletionRequestAccepted", "DownloadedCheckpoint", "ErasureReceipt", "Forbidden", "Gone",
+    "Health", "Job",
     "JobKind", "JobStatus", "Jwk", "Lineage", "Model", "NotFound", "Page", "PayloadTooLarge", "PublicKey",
     "RateLimited", "RequestEvent", "RequestStatus", "RetryPolicy", "SampleEvidence", "SampleEvidenceList",
     "ServerError", "ServiceUnavailable", "ServiceUnreachable", "SignatureError", "SigningKey", "Unauthorized",
     "UnexpectedAnswer", "UnlearningError", "UnsupportedMediaType", "ValidationFailed", "Version",
     "VersionStatus", "WaitTimeout", "WebhookDelivery", "WebhookSecret", "WebhookStatus", "__version__",
-    "canonicalize", "public_key", "report_sha256", "verify_certificate", "verify_signed",
+    "canonicalize", "public_key", "report_sha256", "verify_certificate", "verify_receipt", "verify_signed",
 ]  # fmt: skip

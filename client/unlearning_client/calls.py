@@ -29,6 +29,7 @@ from unlearning_client.models import (
     DeletionRequest,
     DeletionRequestAccepted,
     DeletionRequestFilters,
+    ErasureReceipt,
     ForgottenSample,
     Health,
     Job,
@@ -230,6 +231,11 @@ def get_model(model_id: Id) -> Call[Model]:
     return Call("GET", f"/v1/models/{_segment(model_id)}", _model(Model))
 
 
+def update_model(model_id: Id, *, retention_seconds: int) -> Call[Model]:
+    body = {"retention_seconds": retention_seconds}
+    return Call("PATCH", f"/v1/models/{_segment(model_id)}", _model(Model), json=body)
+
+
 def train_reference_models(model_id: Id, *, k: int, recipe: Mapping[str, Any] | None) -> Call[Job]:
     body = _without_none(k=k, recipe=dict(recipe) if recipe is not None else None)
     return Call("POST", f"/v1/models/{_segment(model_id)}/reference-models", _model(Job), json=body)
@@ -335,6 +341,10 @@ def get_deletion_request(request_id: Id) -> Call[DeletionRequest]:
 
 def cancel_deletion_request(request_id: Id) -> Call[DeletionRequest]:
     return Call("DELETE", f"/v1/deletion-requests/{_segment(request_id)}", _model(DeletionRequest))
+
+
+def get_receipt(request_id: Id) -> Call[ErasureReceipt]:
+    return Call("GET", f"/v1/deletion-requests/{_segment(request_id)}/receipt", _model(ErasureReceipt))
 
 
 def list_deletion_request_events(request_id: Id) -> Call[Page[RequestEvent]]:

@@ -32,6 +32,7 @@ from unlearning_client.models import (
     DeletionRequest,
     DeletionRequestAccepted,
     DeletionRequestFilters,
+    ErasureReceipt,
     DownloadedCheckpoint,
     ForgottenSample,
     Health,
@@ -214,6 +215,11 @@ class Client:
     def get_model(self, model_id: Id) -> Model:
         return self._send(calls.get_model(model_id))
 
+    def update_model(self, model_id: Id, *, retention_seconds: int) -> Model:
+        """Change the model's retention window: how long an artefact holding forgotten samples is kept before
+        it is destroyed (0 = at once, at most 30 days)."""
+        return self._send(calls.update_model(model_id, retention_seconds=retention_seconds))
+
     def list_models(self, *, limit: int | None = None, page_token: str | None = None) -> Page[Model]:
         return self._send(calls.list_models(limit, page_token))
 
@@ -360,6 +366,11 @@ class Client:
     def cancel_deletion_request(self, request_id: Id) -> DeletionRequest:
         """Cancel a request that has not started; Conflict once its job runs."""
         return self._send(calls.cancel_deletion_request(request_id))
+
+    def get_receipt(self, request_id: Id) -> ErasureReceipt:
+        """The request's signed erasure receipt (check it with unlearning_client.verify_receipt); Conflict,
+        naming what still holds its samples and when each is due, until the request's erased_at is set."""
+        return self._send(calls.get_receipt(request_id))
 
     def list_deletion_request_events(self, request_id: Id) -> Page[RequestEvent]:
         return self._send(calls.list_deletion_request_events(request_id))
@@ -560,6 +571,9 @@ class AsyncClient:
     async def get_model(self, model_id: Id) -> Model:
         return await self._send(calls.get_model(model_id))
 
+    async def update_model(self, model_id: Id, *, retention_seconds: int) -> Model:
+        return await self._send(calls.update_model(model_id, retention_seconds=retention_seconds))
+
     async def list_models(self, *, limit: int | None = None, page_token: str | None = None) -> Page[Model]:
         return await self._send(calls.list_models(limit, page_token))
 
@@ -687,6 +701,9 @@ class AsyncClient:
 
     async def cancel_deletion_request(self, request_id: Id) -> DeletionRequest:
         return await self._send(calls.cancel_deletion_request(request_id))
+
+    async def get_receipt(self, request_id: Id) -> ErasureReceipt:
+        return await self._send(calls.get_receipt(request_id))
 
     async def list_deletion_request_events(self, request_id: Id) -> Page[RequestEvent]:
         return await self._send(calls.list_deletion_request_events(request_id))

@@ -67,6 +67,7 @@ class VersionStatus(enum.StrEnum):
     pending = "pending"
     ready = "ready"
     failed = "failed"
+    destroyed = "destroyed"  # its checkpoint was deleted once the model's retention window ended (410 Gone)
 
 
 class WebhookStatus(enum.StrEnum):
@@ -137,6 +138,8 @@ class Model(Resource):
     unlearn_config: dict[str, Any]
     latest_version: int  # the newest ready version; 1 = the registered original
     tuning: dict[str, Any] | None = None  # where unlearn_config's lr and step_size came from, once tuned
+    # seconds an artefact holding forgotten samples is kept before it is destroyed (0 = at once, at most 30 days)
+    retention_seconds: int | None = None
     created_at: datetime
 
 
@@ -168,6 +171,8 @@ class Version(Resource):
     audit_available: bool
     created_at: datetime
     ready_at: datetime | None = None
+    destroyed_at: datetime | None = None  # when its checkpoint was deleted (status destroyed)
+    destruction_reason: str | None = None
 
 
 class Job(Resource):
@@ -215,6 +220,8 @@ class DeletionRequest(Resource):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    erased_at: datetime | None = None  # when no stored copy of its samples remained; then get_receipt
+    receipt_url: str | None = None
 
 
 class ClaimedElsewhere(Resource):
@@ -375,6 +382,17 @@ class SigningKey(Resource):
 
 class Certificate(Resource):
     """A version's audit summary, signed; check it with unlearning_client.verify_certificate."""
+
+    summary: dict[str, Any]
+    signature: str
+    algorithm: str
+    canonicalization: str | None = None
+    key_id: str
+
+
+class ErasureReceipt(Resource):
+    """A request's erasure receipt: what was destroyed and when, signed; check it with
+    unlearning_client.verify_receipt."""
 
     summary: dict[str, Any]
     signature: str

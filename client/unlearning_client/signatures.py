@@ -2,8 +2,8 @@
 
 A signed document is a JSON object holding the signed payload (a certificate's `summary`), `signature`
 (base64 Ed25519 over the payload's RFC 8785 bytes), `algorithm` ("Ed25519"), `canonicalization` ("RFC8785")
-and `key_id` (the first 16 hex digits of the sha256 of the raw public key). Certificates are checked today;
-any other document signed the same way (an erasure receipt) goes through verify_signed with its payload's
+and `key_id` (the first 16 hex digits of the sha256 of the raw public key): certificates and erasure receipts,
+both with a `summary`; any other document signed the same way goes through verify_signed with its payload's
 field name.
 """
 
@@ -28,6 +28,7 @@ from unlearning_client.models import AuditReport, Jwk, SigningKey
 ALGORITHM = "Ed25519"
 CANONICALIZATION = "RFC8785"
 CERTIFICATE_KIND_PREFIX = "unlearning.certificate/"
+RECEIPT_KIND_PREFIX = "unlearning.erasure_receipt/"
 KEY_ID_HEX_CHARS = 16
 _JWK_X = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes in base64url without padding
 
@@ -165,4 +166,19 @@ def verify_certificate(
         raise SignatureError(f"not a certificate: its summary's kind is {kind!r}")
     if report is not None and summary.get("report_sha256") != report_sha256(report):
         raise SignatureError("the certificate's report_sha256 does not match the given audit report")
+    return summary
+
+
+def verify_receipt(receipt: Any, key: PublicKeyLike, *, request_id: str | None = None) -> dict[str, Any]:
+    """Check an erasure receipt (GET /v1/deletion-requests/{id}/receipt) against the service's public key; return
+    its summary. With `request_id`, also check that the receipt is that request's.
+
+    Raises SignatureError saying why it does not verify.
+    """
+    summary = verify_signed(receipt, key, signed_field="summary")
+    kind = summary.get("kind")
+    if not isinstance(kind, str) or not kind.startswith(RECEIPT_KIND_PREFIX):
+        raise SignatureError(f"not an erasure receipt: its summary's kind is {kind!r}")
+    if request_id is not None and (summary.get("request") or {}).get("id") != str(request_id):
+        raise SignatureError(f"the receipt is not request {request_id}'s")
     return summary

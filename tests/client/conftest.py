@@ -16,11 +16,15 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from unlearning_client import Client, Model
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 START_TIMEOUT_S = 120.0
 FORGOTTEN_BY_V2 = [f"digit-{i:04d}" for i in range(10)]  # tests.service.tiny.sample_id
@@ -34,6 +38,7 @@ class Served:
     database_url: str
     model: Model  # as registered; version 2 forgot FORGOTTEN_BY_V2
     request_id: uuid.UUID  # the request version 2 completed
+    settings: Settings  # the server's, for what a test does as the service's workers would (run a job, a sweep)
 
 
 def _healthy(url: str) -> bool:
@@ -92,7 +97,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             accepted = api.submit_deletion_request(model.id, FORGOTTEN_BY_V2, subject_request_id="fixture")
         assert accepted.job_id is not None
         assert run_job(accepted.job_id, settings=settings, device="cpu") == Outcome.succeeded
-        yield Served(url=url, key=tenant.key, database_url=settings.database_url, model=model, request_id=accepted.id)
+        yield Served(url=url, key=tenant.key, database_url=settings.database_url, model=model, request_id=accepted.id,
+                     settings=settings)  # fmt: skip
     finally:
         server.stop()
         dispose_engines()
