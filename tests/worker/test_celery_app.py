@@ -424,3 +424,19 @@ def test_i_a_worker_stopped_mid_job_hands_it_over_without_using_an_attempt(clust
     assert cluster.request_status(accepted["id"]) == "completed"
     events = cluster.job_events(job_id)
     assert events.index("job.released") < events.index("job.reclaimed") < events.index("job.succeeded")
+
+
+def test_j_the_erasure_sweep_runs_from_the_beat_schedule(cluster: Cluster) -> None:
+    cluster.worker("gpu1")
+    sweeper = cluster._keep(start_sweeper(env={**cluster.env, "UNLEARN_ERASURE_SWEEP_INTERVAL_SECONDS": "1"},
+                                          log_dir=cluster.logs))  # fmt: skip
+    model_id = register_model(cluster.client, cluster.tenant, cluster.data_root, retention_seconds=0)["id"]
+    accepted = cluster.request(model_id, 0, count=3)
+    cluster.wait_job(cluster.job_of(accepted["id"]))
+
+    def erased() -> Any:
+        return cluster.one("SELECT erased_at FROM deletion_request WHERE id = :id AND erased_at IS NOT NULL",
+                           id=uuid.UUID(accepted["id"]))  # fmt: skip
+
+    wait_for(erased, timeout=60, what="the request's erasure by the beat's sweep", logs=[sweeper])
+    assert [v["status"] for v in cluster.versions(model_id)] == ["destroyed", "ready"]

@@ -6,6 +6,8 @@ sample."""
 from __future__ import annotations
 
 import io
+import os
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from service.storage import ObjectStore
 from service.tables import ReferenceSet, utcnow
 from tests.service import tiny
 from tests.service.factories import TenantKey
+from tests.worker.cluster import Proc, wait_for
 from worker.jobs import Outcome, run_job
 
 IDS = [tiny.sample_id(i) for i in range(30)]
@@ -144,3 +147,27 @@ def test_no_stored_object_holds_a_forgotten_sample_after_the_window(
                 assert forgotten <= set(sets[row_id].excluded_request_ids), f"{stored.uri} trained on forgotten data"
             else:
                 assert kind == "audit_page"  # scores and IDs of the evidence, no sample
+
+
+def test_the_local_executor_runs_the_erasure_sweep(
+    client: TestClient, tenant: TenantKey, settings: Settings, model: dict[str, Any], tmp_path: Path
+) -> None:
+    # the embedded deployment: `python -m worker.executor` (which `python -m service run` supervises) runs the
+    # job and, in a thread of its own, the sweep that destroys the original and issues the receipt
+    env = {**os.environ, "UNLEARN_DATABASE_URL": settings.database_url, "UNLEARN_DATA_ROOT": str(settings.data_root),
+           "UNLEARN_STORAGE_URL": settings.storage_url, "UNLEARN_GUARD_MAX_ACC_DROP": str(settings.guard_max_acc_drop),
+           "UNLEARN_SIGNING_KEY_FILE": str(tmp_path / "signing_key"), "UNLEARN_ERASURE_SWEEP_INTERVAL_SECONDS": "0.5",
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    executor = Proc("executor", [sys.executable, "-m", "worker.executor"], env=env, log_dir=tmp_path)
+    try:
+        request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
+
+        def erased() -> dict[str, Any] | None:
+            body = client.get(f"/v1/deletion-requests/{request['id']}", headers=tenant.headers).json()
+            return body if body["erased_at"] is not None else None
+
+        wait_for(erased, timeout=300, what="the request's erasure", interval=0.5, logs=[executor])
+    finally:
+        executor.stop()
+    original = client.get(f"/v1/models/{model['id']}/versions/1", headers=tenant.headers).json()
+    assert original["status"] == "destroyed"
