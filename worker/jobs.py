@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import session_factory
 from service.jobs import service as jobs
-from service.jobs.plan import Plan, ReferenceRef, VersionRef, read_plan
+from service.jobs.plan import Plan, VersionRef, read_plan
 from service.settings import Settings, get_settings
-from service.storage import ObjectStore, StoredObject
+from service.storage import ObjectStore, StorageError, StoredObject
 from service.tables import JobKind, utcnow
 from service.versions.service import code_version
 from unlearning.attack import starting_radius
@@ -319,13 +319,40 @@ def _guarded(cfg: UnlearnConfig, max_acc_drop: float) -> UnlearnConfig:
 
 
 def _rmia(
-    store: ObjectStore, refs: ReferenceRef | None, data: Dataset, population: np.ndarray, device: torch.device
-) -> RmiaAudit | None:
-    if refs is None or refs.num_train != len(data.train):
-        return None  # none trained yet, or trained on a training split of another size
-    membership = np.load(io.BytesIO(store.read_bytes(refs.membership_uri, refs.membership_sha256)), allow_pickle=False)
-    models = [_load_model(store, VersionRef(0, c["uri"], c["sha256"], 0, None), device) for c in refs.checkpoints]
-    return RmiaAudit(models, membership, data.train, data.test, population)
+    store: ObjectStore, plan: Plan, data: Dataset, population: np.ndarray, device: torch.device
+) -> tuple[RmiaAudit | None, dict[str, Any]]:
+    """The RMIA audit with the plan's reference set, and what the report says of the set it used (or why none)."""
+    refs = plan.references
+    if refs is None:
+        return None, {"used": None, "reason": plan.references_missing}
+    if refs.num_train != len(data.train):
+        return None, {"used": None, "reason": f"reference set {refs.id} was trained on a training split of another "
+                      "size"}  # fmt: skip
+    try:
+        membership = np.load(io.BytesIO(store.read_bytes(refs.membership_uri, refs.membership_sha256)),
+                             allow_pickle=False)  # fmt: skip
+        models = [_load_model(store, VersionRef(0, c["uri"], c["sha256"], 0, None), device) for c in refs.checkpoints]
+    except StorageError as exc:
+        # the erasure sweep destroyed the set since the plan was read (it held samples forgotten meanwhile):
+        # the audit goes on without RMIA rather than failing the job
+        log.warning("reference set unreadable; auditing without RMIA", extra={"reference_set": str(refs.id)})
+        return None, {"used": None, "reason": f"reference set {refs.id} could not be read: {exc}"}
+    return RmiaAudit(models, membership, data.train, data.test, population), {"used": refs.describe()}
+
+
+def _original(store: ObjectStore, plan: Plan, parent: nn.Module, device: torch.device) -> nn.Module | None:
+    """The original model to compare with, or None once its checkpoint was destroyed (the audit then uses what
+    version 2's audit recorded of it): already when the plan was read, or by a sweep since."""
+    if plan.original is None:
+        return None
+    if plan.original.number == plan.parent.number:
+        return parent
+    try:
+        return _load_model(store, plan.original, device)
+    except StorageError:
+        log.warning("the original is unreadable; auditing against what was recorded of it",
+                    extra={"job_id": str(plan.job_id)})  # fmt: skip
+        return None
 
 
 def _run_unlearn(
@@ -342,14 +369,7 @@ def _run_unlearn(
     data = load_dataset(plan.dataset, device=device)
     holdout_pos, scored_pos = holdout_split(len(data.test), seed=HOLDOUT_SEED)
     parent = _load_model(store, plan.parent, device)
-    # once destroyed (it held samples a newer version forgot), the original is compared through what version
-    # 2's audit recorded of it (plan.original_recorded)
-    if plan.original is None:
-        original = None
-    elif plan.original.number == plan.parent.number:
-        original = parent
-    else:
-        original = _load_model(store, plan.original, device)
+    original = _original(store, plan, parent, device)
     forget = _subset(data.train, plan.forget_ids, "the forget set")
     cfg = _with_eps(from_dict(UnlearnConfig, plan.job_config["unlearn_config"]), plan.parent, parent, forget, progress)
     cfg = _guarded(cfg, plan.guard_max_acc_drop)  # recorded as run: the version's config shows the guard
@@ -391,15 +411,7 @@ def _run_unlearn(
 
     earlier = [(f"v{number}", _subset(data.train, ids, f"samples forgotten by version {number}"))
                for number, ids in plan.earlier.items()]  # fmt: skip
-    refs = plan.references
-    rmia = _rmia(store, refs, data, holdout_pos, device)
-    if refs is None:
-        reference_set = {"used": None, "reason": plan.references_missing}
-    elif rmia is None:
-        reference_set = {"used": None, "reason": f"reference set {refs.id} was trained on a training split of "
-                         "another size"}  # fmt: skip
-    else:
-        reference_set = {"used": refs.describe()}
+    rmia, reference_set = _rmia(store, plan, data, holdout_pos, device)
     audit = audit_version(
         model=result.model,
         parent=parent,

@@ -8,9 +8,9 @@ What is due, and since when (the window is the model's retention_seconds at the 
   first such request's version became ready. Its models trained on halves of the samples no request had
   claimed when the job started (ReferenceSet.excluded_request_ids); every other request's samples were IN.
   A destroyed set is replaced at once by a job training new ones without any sample forgotten so far.
-- an object in storage that no ledger row names and no running job claims (job.outputs): a failed job's
-  checkpoint, a temporary file of a write that died, a registration whose transaction failed), once it is
-  settings.orphan_grace_seconds old.
+- an object in storage that no ledger row names and no running job claims (job.outputs), such as a failed
+  job's checkpoint, a temporary file of a write that died or the upload of a registration whose transaction
+  failed, once it is settings.orphan_grace_seconds old. Until then no receipt is issued: it could hold anything.
 
 Destruction deletes first and records after, each artefact in its own transaction: a crash between the two
 leaves a row whose object is gone, which the next sweep finds due again, deletes (a no-op) and records. A

@@ -1,7 +1,7 @@
 """Real jobs around the erasure sweep, on a tiny model: an unlearning job and its audit succeed once the original
 was destroyed; reference models that trained on forgotten samples are destroyed, rebuilt without any of them,
-and the next audit uses the rebuilt ones and says which; after the window no stored object holds a forgotten
-sample."""
+and the next audit uses the rebuilt ones and says which; a job whose plan named artefacts destroyed since still
+succeeds; after the window no stored object holds a forgotten sample; the local executor runs the sweep."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+import worker.jobs
 from service.db import session_factory
 from service.erasure import repository as erasure_repo
 from service.erasure.service import sweep
@@ -103,8 +104,8 @@ def test_reference_models_holding_forgotten_samples_are_destroyed_and_the_next_a
     assert _run(settings, rebuild_job) == Outcome.succeeded
     with factory() as session:
         rebuilt = session.execute(select(ReferenceSet).where(ReferenceSet.destroyed_at.is_(None))).scalar_one()
-    membership = np.load(io.BytesIO(ObjectStore.from_settings(settings).read_bytes(rebuilt.membership_uri,
-                                                                                   rebuilt.membership_sha256)))  # fmt: skip
+    stored = ObjectStore.from_settings(settings).read_bytes(rebuilt.membership_uri, rebuilt.membership_sha256)
+    membership = np.load(io.BytesIO(stored))
     forgotten = [int(sid.removeprefix("digit-")) for sid in IDS[:12]]  # tiny's IDs name their positions
     assert not membership[:, forgotten].any()  # no model of the new set trained on a forgotten sample
     assert rebuilt.excluded_count == 12
@@ -130,8 +131,8 @@ def test_no_stored_object_holds_a_forgotten_sample_after_the_window(
     factory = session_factory(settings.database_url)
     with factory() as session:
         owners = erasure_repo.live_object_owners(session=session)
-        forgotten = {str(r) for _, r, _ in erasure_repo.forgotten_requests(session=session,
-                                                                          model_ids=[uuid.UUID(model["id"])])}  # fmt: skip
+        rows = erasure_repo.forgotten_requests(session=session, model_ids=[uuid.UUID(model["id"])])
+        forgotten = {str(request_id) for _, request_id, _ in rows}
         sets = {str(s.id): s for s in session.execute(select(ReferenceSet)).scalars()}
     newest = client.get(f"/v1/models/{model['id']}/versions/3", headers=tenant.headers).json()
     listed = list(ObjectStore.from_settings(settings).iter_objects())
@@ -171,3 +172,29 @@ def test_the_local_executor_runs_the_erasure_sweep(
         executor.stop()
     original = client.get(f"/v1/models/{model['id']}/versions/1", headers=tenant.headers).json()
     assert original["status"] == "destroyed"
+
+
+def test_a_job_whose_original_and_reference_set_are_destroyed_while_it_runs_still_succeeds(
+    client: TestClient, tenant: TenantKey, settings: Settings, model: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = client.post(f"/v1/models/{model['id']}/reference-models", json={"k": 2, "recipe": RECIPE},
+                         headers=tenant.headers).json()  # fmt: skip
+    assert _run(settings, queued["id"]) == Outcome.succeeded
+    _forget(client, tenant, settings, model["id"], IDS[:10])  # the original and the set now hold forgotten samples
+    real = worker.jobs.read_plan
+
+    def then_a_sweep(*args: Any, **kwargs: Any) -> Any:
+        plan = real(*args, **kwargs)  # names the original and the set, both still stored
+        assert plan.original is not None and plan.references is not None
+        swept = _sweep(settings)
+        assert len(swept.destroyed_versions) == 1 and len(swept.destroyed_reference_sets) == 1
+        return plan
+
+    monkeypatch.setattr(worker.jobs, "read_plan", then_a_sweep)
+    second = tiny.submit(client, tenant, model["id"], IDS[10:20]).json()
+
+    assert _run(settings, second["job_id"]) == Outcome.succeeded
+
+    report = _audit(client, tenant, model["id"], 3)
+    assert "original" not in report["models"] and report["rmia"]["measured"] is False
+    assert "could not be read" in report["context"]["reference_set"]["reason"]

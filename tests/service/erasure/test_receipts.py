@@ -65,8 +65,8 @@ def test_a_request_gets_a_receipt_once_the_sweep_destroyed_what_held_its_samples
     }  # fmt: skip
     assert summary["first_version_without"]["version"] == 2
     [destroyed] = summary["destroyed"]
-    assert (destroyed["kind"], destroyed["version"], destroyed["sha256"]) == ("model_version", 1,
-                                                                              original["checkpoint"]["sha256"])  # fmt: skip
+    expected = ("model_version", 1, original["checkpoint"]["sha256"])
+    assert (destroyed["kind"], destroyed["version"], destroyed["sha256"]) == expected
     assert destroyed["destroyed_at"] == original["destroyed_at"].replace("Z", "+00:00")
     assert summary["erased_at"] == read["erased_at"].replace("Z", "+00:00")
 

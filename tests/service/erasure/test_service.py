@@ -241,8 +241,8 @@ def test_no_stored_object_holds_a_forgotten_sample_once_the_window_has_passed(
     with session_factory(settings.database_url)() as session:
         owners = erasure_repo.live_object_owners(session=session)
         newest = _version(settings, model["id"], 3)
-        forgotten = {str(r) for _, r, _ in erasure_repo.forgotten_requests(session=session,
-                                                                          model_ids=[uuid.UUID(model["id"])])}  # fmt: skip
+        rows = erasure_repo.forgotten_requests(session=session, model_ids=[uuid.UUID(model["id"])])
+        forgotten = {str(request_id) for _, request_id, _ in rows}
         sets = {str(s.id): s for s in session.execute(select(ReferenceSet)).scalars()}
     assert last["version"] == 3 and newest.status == "ready"
     listed_objects = list(ObjectStore.from_settings(settings).iter_objects())
