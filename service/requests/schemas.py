@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from service.pagination import PageRead
 from service.tables import RequestStatus, utcnow
@@ -24,8 +34,21 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("the date-time is out of range") from None
 
 
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # pydantic would also read a number, or a numeric string such as "0.5", as Unix seconds: an instant here is
+    # written the one way the OpenAPI document says (format date-time)
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("expected an RFC 3339 date-time with a time zone, e.g. 2026-12-02T09:30:00Z")
+    return value
+
+
 # An instant: RFC 3339 with a time zone (a date-time without one is refused), held in UTC.
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 class DeletionRequestCreate(BaseModel):
