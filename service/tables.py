@@ -243,6 +243,7 @@ class DeletionRequest(Base):
         Index(None, "tenant_id", "created_at", "id"),
         Index(None, "tenant_id", "subject_request_id"),
         Index(None, "tenant_id", "due_at"),
+        Index(None, "tenant_id", "received_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -332,6 +333,7 @@ class Job(Base):
             sqlite_where="kind = 'tuning' AND status IN ('queued', 'running')",
         ),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
+        Index(None, "tenant_id", "created_at", "id"),  # the job list, newest first (cursor pages)
     )
 
     id: Mapped[uuid.UUID] = _id()
