@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from service.audits.endpoints import router as audits_router
 from service.callbacks.endpoints import router as callbacks_router
+from service.callbacks.webhooks import webhooks_router
 from service.datasets.endpoints import router as datasets_router
 from service.db import dispose_engines
 from service.erasure.endpoints import router as erasure_router
@@ -22,6 +23,7 @@ from service.jobs.endpoints import router as jobs_router
 from service.models.endpoints import router as models_router
 from service.observability import HttpMetrics, RequestContextMiddleware, configure_logging
 from service.requests.endpoints import router as requests_router
+from service.routing import operation_id
 from service.settings import Settings, get_settings
 from service.suppression.endpoints import router as suppression_router
 from service.tenants.endpoints import router as api_keys_router
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Erase training samples from image classifiers, with membership-inference evidence.",
         lifespan=_lifespan,
         responses=problem_responses(500),
+        generate_unique_id_function=operation_id,
+        webhooks=webhooks_router(),
     )
     app.state.settings = settings
     app.state.metrics = HttpMetrics()
@@ -66,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+                webhooks=app.webhooks.routes,
             )
             app.openapi_schema = use_problem_media_type(schema)
         return app.openapi_schema

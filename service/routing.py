@@ -1,5 +1,6 @@
 """How routes are declared. Routers of the versioned API come from api_router, which adds API_PREFIX: they
-declare their paths without it (operational routes such as /healthz and /metrics stay unversioned).
+declare their paths without it (operational routes such as /healthz and /metrics stay unversioned). Every
+operation's OpenAPI operationId is its endpoint function's name in camelCase (operation_id).
 
 JsonBodyRoute is the route class of routers whose operations take a JSON body: a body of another media type is
 refused with 415, and one that is not UTF-8 is invalid JSON (422, as RFC 8259 has it), before FastAPI parses it.
@@ -32,6 +33,14 @@ def api_router(prefix: str = "", **kwargs: Any) -> APIRouter:
     the path of the route it puts in the request's scope, and metrics and logs label requests by that path.
     """
     return APIRouter(prefix=f"{API_PREFIX}{prefix}", **kwargs)
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route's OpenAPI operationId: its endpoint function's name in camelCase (submit_deletion_request ->
+    submitDeletionRequest), what generated clients name their methods. FastAPI's default appends the path
+    and the method (submit_deletion_request_v1_models__model_id__deletion_requests_post)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def is_json_media_type(content_type: str | None) -> bool:

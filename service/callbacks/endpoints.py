@@ -52,7 +52,7 @@ def list_deliveries(
     response_model=WebhookDeliveryRead,
     responses=problem_responses(404, 409, 422),
 )
-def redeliver(
+def redeliver_webhook(
     request_id: uuid.UUID,
     delivery_id: uuid.UUID,
     principal: WriterTenant,

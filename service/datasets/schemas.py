@@ -15,7 +15,15 @@ DatasetFormat = Literal[DATASET_FORMATS]  # type: ignore[valid-type]
 
 
 class DatasetCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "fashion-mnist", "format": "idx", "path": "fashion-mnist"},
+                {"name": "digits", "format": "digits", "test_fraction": 0.25, "split_seed": 0},
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=200, description="unique within the tenant")
     format: DatasetFormat = Field(

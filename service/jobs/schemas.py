@@ -47,7 +47,7 @@ class JobQuery(BaseModel):
 
 
 class ReferenceModelsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"k": 8}]})
 
     k: int = Field(
         ge=2, le=64, multiple_of=2,
@@ -69,7 +69,9 @@ StepSize = Annotated[int, Field(ge=1, le=1000)]
 class TuningCreate(BaseModel):
     """What a tuning job tries; every field may be left out."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"lrs": [0.01, 0.02, 0.05], "step_sizes": [5], "runs": 2}]}
+    )
 
     procedure: Literal["reference_free", "retrain"] = Field(
         default="reference_free",

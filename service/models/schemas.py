@@ -82,7 +82,7 @@ class ModelRead(BaseModel):
 class ModelUpdate(BaseModel):
     """PATCH /v1/models/{id}: the settings that may change after registration."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"retention_seconds": 0}]})
 
     retention_seconds: RetentionSeconds
 

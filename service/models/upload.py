@@ -136,7 +136,13 @@ UPLOAD_OPENAPI: dict[str, Any] = {
                         "manifest": {
                             "type": "string",
                             "description": "JSON: {name, dataset_id, architecture: ArchSpec fields, "
-                            "unlearn_config: UnlearnConfig fields (method and hyper-parameters)}",
+                            "unlearn_config: UnlearnConfig fields (method and hyper-parameters), retention_seconds}",
+                            "examples": [
+                                '{"name": "fashion-cnn", "dataset_id": "0b7c7f0e-2f4a-4a53-9a8e-6d3f1c2b5e71", '
+                                '"architecture": {"name": "small_cnn", "num_classes": 10, "in_channels": 1, '
+                                '"image_size": 28}, "unlearn_config": {"method": "amun", "epochs": 10, "lr": 0.01}, '
+                                '"retention_seconds": 604800}'
+                            ],
                         },
                         "checkpoint": {
                             "type": "string",

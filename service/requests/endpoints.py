@@ -47,6 +47,7 @@ def submit_deletion_request(
             min_length=1,
             max_length=service.IDEMPOTENCY_KEY_MAX,
             description="repeat it to retry safely: the same body gets the first answer again, another body a 422",
+            examples=["6f1c2b8e-4d0a-4f7e-9a53-0c2e8b7d1a94"],
         ),
     ] = None,
 ) -> JSONResponse:

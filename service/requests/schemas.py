@@ -52,7 +52,20 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidato
 
 
 class DeletionRequestCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sample_ids": ["17", "42", "1337"],
+                    "subject_request_id": "ticket-4711",
+                    "regulation": "gdpr",
+                    "received_at": "2026-11-30T09:30:00Z",
+                    "callback_url": "https://hooks.example.com/unlearning",
+                }
+            ]
+        },
+    )
 
     sample_ids: list[SampleId] = Field(
         min_length=1,
@@ -196,7 +209,7 @@ class DeletionRequestQuery(BaseModel):
         default_factory=list, description="only requests in one of these states; repeat it for several"
     )
     subject_request_id: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=r"^[^\x00]*$",
+        default=None, min_length=1, max_length=200, pattern=r"^[^\x00]*$", examples=["ticket-4711"],
         description="only requests carrying this reference of yours (exact match)",
     )  # fmt: skip
     regulation: Literal["gdpr", "ccpa"] | None = Field(default=None, description="only requests under this regulation")
@@ -205,13 +218,17 @@ class DeletionRequestQuery(BaseModel):
         description="true: only overdue requests (due date passed, still in flight); false: only the others",
     )
     received_after: Instant | None = Field(
-        default=None, description="only requests the controller received at or after this instant (RFC 3339)"
+        default=None,
+        description="only requests the controller received at or after this instant (RFC 3339)",
+        examples=["2026-11-01T00:00:00Z"],
     )
     received_before: Instant | None = Field(
         default=None, description="only requests the controller received before this instant (RFC 3339)"
     )
     created_after: Instant | None = Field(
-        default=None, description="only requests this service received at or after this instant (RFC 3339)"
+        default=None,
+        description="only requests this service received at or after this instant (RFC 3339)",
+        examples=["2026-11-01T00:00:00Z"],
     )
     created_before: Instant | None = Field(
         default=None, description="only requests this service received before this instant (RFC 3339)"

@@ -14,7 +14,9 @@ Scope = Literal["admin", "write", "read"]
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "deletion workflow", "scopes": ["write"]}]}
+    )
 
     name: str = Field(min_length=1, max_length=200, description="what the key is for, e.g. 'deletion workflow'")
     scopes: list[Scope] = Field(
