@@ -10,7 +10,7 @@ from fastapi import Header, Path, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from service.audits import service as audits
-from service.audits.schemas import CertificateRead, SampleEvidenceList
+from service.audits.schemas import AuditReport, CertificateRead, SampleEvidenceList
 from service.deps import ReaderTenant, SessionDep, SettingsDep
 from service.errors import problem_responses
 from service.pagination import CursorDep
@@ -71,15 +71,12 @@ def download_checkpoint(
     return StreamingResponse(chunks, media_type=SAFETENSORS_MEDIA_TYPE, headers=headers)
 
 
-@router.get(
-    "/{number}/audit",
-    response_model=dict[str, Any],
-    responses=problem_responses(404, 422),
-)
+@router.get("/{number}/audit", response_model=AuditReport, responses=problem_responses(404, 422))
 def get_audit(
     model_id: uuid.UUID, number: VersionNumber, principal: ReaderTenant, session: SessionDep
 ) -> dict[str, Any]:
-    """The audit report (JSON, schema unlearning.audit.report/2): the evidence behind the version."""
+    """The audit report (JSON, schema unlearning.audit.report/2, or /1 for reports written before per-sample
+    evidence), exactly as stored: a certificate's report_sha256 is the sha256 of its RFC 8785 form."""
     return service.audit_of(service.get_version(session, principal=principal, model_id=model_id, number=number))
 
 
