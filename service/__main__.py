@@ -1,7 +1,7 @@
 """The operator's command line: `python -m service COMMAND`.
 
-Commands: run, migrate, create-tenant, verify-events, verify-certificate, public-key. The README's walkthrough,
-a client of the running service, is `python -m tools.demo_walkthrough`.
+Commands: run, migrate, create-tenant, verify-events, verify-certificate, public-key, openapi. The README's
+walkthrough, a client of the running service, is `python -m tools.demo_walkthrough`.
 """
 
 from __future__ import annotations
@@ -131,6 +131,13 @@ def _public_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace, settings: Settings) -> int:
+    from service.app import create_app  # the app only for this command: the others need no web stack
+
+    print(json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def _require_ledger(settings: Settings) -> None:
     """Refuse, creating nothing, when the embedded SQLite ledger does not exist: connecting would create an
     empty file (and its folder) and then fail on the missing tables."""
@@ -214,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--jwk", action="store_true", help="print it as an RFC 8037 JSON Web Key instead (for JOSE and node's crypto)"
     )
     public_key.set_defaults(run=_public_key)
+    commands.add_parser(
+        "openapi", help="print the API's OpenAPI document (JSON); docs/openapi.json is this output, kept in sync by a test"
+    ).set_defaults(run=_openapi)
     return parser
 
 
