@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.compose import local_argv
+from unlearning_client import NO_RETRIES, Client, ServiceUnavailable, ServiceUnreachable
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120.0  # a worker imports torch and Celery on two busy cores
@@ -33,18 +34,22 @@ def alive(pid: int) -> bool:
     return True
 
 
+def healthy(base: str) -> bool:
+    """Whether the service at `base` answers /healthz with 200 (through the client, without retries)."""
+    try:
+        with Client(base, retry=NO_RETRIES, timeout=5) as probe:
+            return probe.health().status == "ok"
+    except (ServiceUnreachable, ServiceUnavailable):  # not listening yet, or not ready (503)
+        return False
+
+
 def wait_healthy(base: str, process: subprocess.Popen, *, timeout: float, log: Path) -> None:
     """Wait until the server at `base` answers /healthz with 200; fail with its log if it exits or is late."""
-    import httpx
-
     deadline = time.monotonic() + timeout
     while True:
         assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if healthy(base):
+            return
         assert time.monotonic() < deadline, f"no /healthz from {base} within {timeout:.0f} s:\n{log.read_text()[-3000:]}"
         time.sleep(0.3)
 
@@ -160,19 +165,10 @@ def start_api(port: int, *, env: dict[str, str], log_dir: Path) -> Proc:
     argv[argv.index("--host") + 1] = "127.0.0.1"
     argv[argv.index("--port") + 1] = str(port)
     proc = Proc("api", argv, env=env, log_dir=log_dir)
-    wait_for(lambda: _http_ok(port) or not proc.alive(), timeout=READY_TIMEOUT_S, what="the API to answer",
-             interval=0.5, logs=[proc])  # fmt: skip
+    wait_for(lambda: healthy(f"http://127.0.0.1:{port}") or not proc.alive(), timeout=READY_TIMEOUT_S,
+             what="the API to answer", interval=0.5, logs=[proc])  # fmt: skip
     assert proc.alive(), f"the API exited:\n{proc.tail()}"
     return proc
-
-
-def _http_ok(port: int) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def start_proxy(listen_port: int, target_port: int, *, log_dir: Path) -> Proc:

@@ -8,7 +8,6 @@ service demo` walks the README's flow on the demo model the service set up, /met
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import torch
 from sqlalchemy import make_url, select
@@ -36,6 +34,8 @@ from tests.worker.cluster import alive, wait_healthy
 from unlearning.audit.metrics import accuracy, predict_logits, true_class_prob
 from unlearning.audit.report import REPORT_SCHEMA
 from unlearning.models import build_model, load_checkpoint
+from unlearning.specs import to_dict
+from unlearning_client import Client, RequestStatus
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 300.0  # includes training the demo model on first start (CPU, a loaded CI machine)
@@ -129,23 +129,20 @@ def running_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Run
     assert process.returncode == 0, log.read_text()
 
 
-def _wait_completed(http: httpx.Client, request_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while True:
-        body = http.get(f"/v1/deletion-requests/{request_id}").json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
-        assert time.monotonic() < deadline, f"request still {body['status']}"
-        time.sleep(0.3)
+def _forget(api: Client, model_id: object, ids: list[str]) -> int:
+    """Send a deletion request and wait for it; the version that forgot the samples."""
+    accepted = api.submit_deletion_request(model_id, ids)
+    done = api.wait_for_deletion_request(accepted.id, timeout_s=JOB_TIMEOUT_S, poll_interval_s=0.3)
+    assert done.status == RequestStatus.completed and done.version is not None, done
+    return done.version
 
 
-def _download(http: httpx.Client, model_id: str, number: int) -> torch.nn.Module:
-    version = http.get(f"/v1/models/{model_id}/versions/{number}").json()
-    response = http.get(f"/v1/models/{model_id}/versions/{number}/checkpoint")
-    assert response.status_code == 200
-    digest = hashlib.sha256(response.content).hexdigest()
-    assert digest == version["checkpoint"]["sha256"] and response.headers["etag"] == f'"{digest}"'
-    return load_checkpoint(response.content).model.eval()
+def _download(api: Client, model_id: object, number: int, folder: Path) -> torch.nn.Module:
+    # the client checks the bytes against the ETag (their sha256) as they arrive
+    downloaded = api.download_checkpoint(model_id, number, folder / f"v{number}.safetensors")
+    version = api.get_version(model_id, number)
+    assert version.checkpoint is not None and downloaded.sha256 == version.checkpoint.sha256
+    return load_checkpoint(downloaded.path.read_bytes()).model.eval()
 
 
 def _cli(service: RunningService, *args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -156,11 +153,10 @@ def _cli(service: RunningService, *args: str, timeout: float = CLI_TIMEOUT_S) ->
     )  # fmt: skip
 
 
-def _check_evidence(http: httpx.Client, service: RunningService, model_id: str, number: int) -> dict[str, Any]:
+def _check_evidence(api: Client, service: RunningService, model_id: object, number: int) -> dict[str, Any]:
     """The version's audit report, page and certificate are complete; the certificate verifies and an altered
     copy does not. Returns the report."""
-    path = f"/v1/models/{model_id}/versions/{number}"
-    report = http.get(f"{path}/audit").json()
+    report = api.get_audit(model_id, number).raw
     missing = [key for key in REPORT_SECTIONS if key not in report]
     assert not missing, f"version {number}'s report lacks {missing}"
     assert report["schema"] == REPORT_SCHEMA and report["context"]["version"] == number
@@ -173,23 +169,21 @@ def _check_evidence(http: httpx.Client, service: RunningService, model_id: str, 
     forgotten = [row["id"] for row in report["per_sample"] if row["set"] == "current"]
     assert len(forgotten) == report["data"]["current"]["n"]
 
-    page = http.get(f"{path}/audit.html")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    page = api.get_audit_page(model_id, number)
     for anchor, heading in PAGE_SECTIONS.items():
-        assert f'<h2 id="{anchor}">{heading}</h2>' in page.text, f"the page lacks the section {heading!r}"
-    image = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page.text)
+        assert f'<h2 id="{anchor}">{heading}</h2>' in page, f"the page lacks the section {heading!r}"
+    image = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert image is not None, "the page embeds no PNG"
     assert base64.b64decode(image.group(1)).startswith(PNG_SIGNATURE)
 
-    certificate = http.get(f"{path}/certificate")
-    assert certificate.status_code == 200
+    certificate = api.get_certificate(model_id, number)
     file = service.var / f"certificate-v{number}.json"
-    file.write_bytes(certificate.content)
+    raw = json.dumps(certificate.model_dump(mode="json")).encode()
+    file.write_bytes(raw)
     verified = _cli(service, "verify-certificate", str(file))
     assert verified.returncode == 0 and verified.stdout.startswith("valid:"), verified.stdout + verified.stderr
     # one byte of the summary: a hex digit of the checkpoint's sha256 it attests
-    raw = certificate.content
-    digest = certificate.json()["summary"]["sha256"].encode()
+    digest = certificate.summary["sha256"].encode()
     assert raw.count(digest) == 1
     at = raw.index(digest)
     altered = raw[:at] + (b"1" if raw[at : at + 1] == b"0" else b"0") + raw[at + 1 :]
@@ -201,9 +195,9 @@ def _check_evidence(http: httpx.Client, service: RunningService, model_id: str, 
     return report
 
 
-def _scrape(base: str) -> dict[str, float]:
+def _scrape(api: Client) -> dict[str, float]:
     """The /metrics samples as 'name{labels}' -> value, labels as the service writes them."""
-    lines = httpx.get(f"{base}/metrics", timeout=30).text.splitlines()
+    lines = api.metrics().splitlines()
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line and line[0] != "#"}
 
 
@@ -239,41 +233,37 @@ def _check_event_chain(service: RunningService, database_url: str) -> None:
 def test_two_successive_requests_through_a_running_service(
     running_service: RunningService, settings: Settings, database_url: str, data_root: Path
 ) -> None:
-    base = running_service.base
     tenant = make_tenant(database_url, "acme")
     first_ids = [tiny.sample_id(i) for i in range(0, 40, 2)]
     second_ids = [tiny.sample_id(i) for i in range(1, 41, 2)]
-    with httpx.Client(base_url=base, headers=tenant.headers, timeout=30) as http:
+    downloads = running_service.var / "downloads"
+    downloads.mkdir()
+    with Client(running_service.base, tenant.key) as api:
         tiny.write_dataset(data_root)
-        dataset = http.post("/v1/datasets", json={"name": "d", "format": "npz", "path": tiny.DATASET_NAME}).json()
-        files = {
-            "manifest": (None, json.dumps(tiny.manifest(dataset["id"])), "application/json"),
-            "checkpoint": ("tiny.safetensors", tiny.safetensors_bytes(), "application/octet-stream"),
-        }
-        model = http.post("/v1/models", files=files)
-        assert model.status_code == 201, model.text
-        model_id = model.json()["id"]
+        dataset = api.register_dataset("d", "npz", tiny.DATASET_NAME)
+        model = api.register_model("tiny", dataset.id, to_dict(tiny.ARCH), tiny.safetensors_bytes(),
+                                   unlearn_config=tiny.UNLEARN)  # fmt: skip
 
-        first = http.post(f"/v1/models/{model_id}/deletion-requests", json={"sample_ids": first_ids})
-        assert first.status_code == 202, first.text
-        assert _wait_completed(http, first.json()["id"])["version"] == 2
-        second = http.post(f"/v1/models/{model_id}/deletion-requests", json={"sample_ids": second_ids})
-        assert _wait_completed(http, second.json()["id"])["version"] == 3
-        v3_lineage = http.get(f"/v1/models/{model_id}/versions/3").json()["lineage"]
-        assert v3_lineage["parent_version"] == 2 and v3_lineage["request_ids"] == [second.json()["id"]]
-        v2, v3 = _download(http, model_id, 2), _download(http, model_id, 3)
+        assert _forget(api, model.id, first_ids) == 2
+        second = api.submit_deletion_request(model.id, second_ids)
+        done = api.wait_for_deletion_request(second.id, timeout_s=JOB_TIMEOUT_S, poll_interval_s=0.3)
+        assert done.version == 3, done
+        v3_lineage = api.get_version(model.id, 3).lineage
+        assert v3_lineage.parent_version == 2 and v3_lineage.request_ids == [second.id]
+        v2, v3 = _download(api, model.id, 2, downloads), _download(api, model.id, 3, downloads)
 
-        v2_report = _check_evidence(http, running_service, model_id, 2)
-        v3_report = _check_evidence(http, running_service, model_id, 3)
-    assert v2_report["data"]["earlier"] == []
-    # successive unlearning: version 3's audit re-checks the samples of the first request (forgotten by v2)
-    assert v3_report["data"]["earlier"] == [{"label": "v2", "n": len(first_ids)}]
-    assert [entry["label"] for entry in v3_report["models"]["version"]["earlier"]] == ["v2"]
-    assert {"indistinguishable.union", "forget_auc.earlier[v2]"} <= {check["name"] for check in v3_report["checks"]}
-    assert [h["version"] for h in v3_report["history"]] == [2, 3]
+        v2_report = _check_evidence(api, running_service, model.id, 2)
+        v3_report = _check_evidence(api, running_service, model.id, 3)
+        assert v2_report["data"]["earlier"] == []
+        # successive unlearning: version 3's audit re-checks the samples of the first request (forgotten by v2)
+        assert v3_report["data"]["earlier"] == [{"label": "v2", "n": len(first_ids)}]
+        assert [entry["label"] for entry in v3_report["models"]["version"]["earlier"]] == ["v2"]
+        checks = {check["name"] for check in v3_report["checks"]}
+        assert {"indistinguishable.union", "forget_auc.earlier[v2]"} <= checks
+        assert [h["version"] for h in v3_report["history"]] == [2, 3]
 
-    _check_demo_walkthrough(running_service)
-    metrics = _scrape(base)
+        _check_demo_walkthrough(running_service)
+        metrics = _scrape(api)
     assert metrics["unlearning_ledger_up"] == 1.0
     # two unlearning jobs of the test's model and one of the demo's
     assert metrics['unlearning_jobs{kind="unlearn",status="succeeded"}'] == 3.0

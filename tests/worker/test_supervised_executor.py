@@ -12,12 +12,9 @@ import os
 import shutil
 import signal
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -26,7 +23,10 @@ from service.supervisor import read_state
 from service.tables import Event, Job
 from tests.service import tiny
 from tests.service.factories import TenantKey, make_tenant
-from tests.worker.cluster import Proc, alive, free_port, wait_for
+from tests.worker.cluster import Proc, alive, free_port, healthy, wait_for
+from unlearning.specs import to_dict
+import unlearning_client
+from unlearning_client import FINAL_REQUEST_STATUSES, Client, DeletionRequest
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +59,12 @@ def service(home: Path, tmp_path: Path) -> Iterator[tuple[Proc, str]]:
     proc = Proc("service", argv, env=env, log_dir=tmp_path)
     base = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
+    def ready() -> bool:
         assert proc.alive(), proc.tail()
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
+        return healthy(base)
 
     try:
-        wait_for(healthy, timeout=STARTUP_TIMEOUT_S, what="the service to answer /healthz", interval=0.3, logs=[proc])
+        wait_for(ready, timeout=STARTUP_TIMEOUT_S, what="the service to answer /healthz", interval=0.3, logs=[proc])
         yield proc, base
     finally:
         state = read_state(home / "executor.json")
@@ -88,45 +85,48 @@ def test_an_executor_killed_mid_job_is_replaced_and_the_request_completes_with_o
     proc, base = service
     database_url = f"sqlite:///{home / 'unlearning.db'}"
     tenant: TenantKey = make_tenant(database_url, "acme")
-    with httpx.Client(base_url=base, headers=tenant.headers, timeout=30) as http:
-        before = http.get("/healthz").json()
-        assert before["executor"] == {"status": "running", "restarts": 0}
-        model_id = tiny.register_model(http, tenant, home / "data", unlearn_config=LONG_UNLEARN)["id"]  # type: ignore[arg-type]
-        accepted = tiny.submit(http, tenant, model_id, [tiny.sample_id(i) for i in range(5)])  # type: ignore[arg-type]
-        assert accepted.status_code == 202, accepted.text
-        request_id, job_id = accepted.json()["id"], accepted.json()["job_id"]
+    tiny.write_dataset(home / "data")
+    with Client(base, tenant.key) as api:
+        before = api.health()
+        assert before.executor is not None
+        assert (before.executor.status, before.executor.restarts, before.executor.last_exit) == ("running", 0, None)
+        dataset = api.register_dataset(tiny.DATASET_NAME, "npz", tiny.DATASET_NAME)
+        model_id = api.register_model("tiny", dataset.id, to_dict(tiny.ARCH), tiny.safetensors_bytes(),
+                                      unlearn_config=LONG_UNLEARN).id  # fmt: skip
+        accepted = api.submit_deletion_request(model_id, [tiny.sample_id(i) for i in range(5)])
+        assert accepted.job_id is not None
+        job_id = accepted.job_id
 
-        def fine_tuning() -> dict[str, Any] | None:
-            job = http.get(f"/v1/jobs/{job_id}").json()
-            assert job["status"] in ("queued", "running"), f"the job ended before it could be interrupted: {job}"
-            return job if job["status"] == "running" and job["phase"] == "fine-tune" else None
+        def fine_tuning() -> unlearning_client.Job | None:
+            job = api.get_job(job_id)
+            assert job.status in ("queued", "running"), f"the job ended before it could be interrupted: {job}"
+            return job if job.status == "running" and job.phase == "fine-tune" else None
 
         wait_for(fine_tuning, timeout=JOB_TIMEOUT_S, what="the job's fine-tuning", interval=0.1, logs=[proc])
         victim = read_state(home / "executor.json")
         assert victim is not None and victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
 
-        def finished() -> dict[str, Any] | None:
-            request = http.get(f"/v1/deletion-requests/{request_id}").json()
-            return request if request["status"] in ("completed", "failed", "cancelled") else None
+        def finished() -> DeletionRequest | None:
+            request = api.get_deletion_request(accepted.id)
+            return request if request.status in FINAL_REQUEST_STATUSES else None
 
         request = wait_for(finished, timeout=JOB_TIMEOUT_S, what="the request to finish", interval=0.3, logs=[proc])
-        assert request["status"] == "completed", request
-        versions = http.get(f"/v1/models/{model_id}/versions").json()["items"]
-        assert [v["number"] for v in versions] == [1, 2]
-        assert request["version"] == 2
-        after = http.get("/healthz")
-        assert after.status_code == 200
-        assert after.json()["executor"] == {
-            "status": "running", "restarts": 1, "last_exit": "exited with signal 9 (SIGKILL)"
-        }  # fmt: skip
+        assert request.status == "completed", request
+        assert [v.number for v in api.iter_versions(model_id)] == [1, 2]
+        assert request.version == 2
+        after = api.health()  # a 503 would raise ServiceUnavailable
+        assert after.executor is not None
+        assert (after.executor.status, after.executor.restarts, after.executor.last_exit) == (
+            "running", 1, "exited with signal 9 (SIGKILL)"
+        )  # fmt: skip
         successor = read_state(home / "executor.json")
         assert successor is not None and successor.pid not in (None, victim.pid)
 
     with session_factory(database_url)() as session:
-        job = session.get(Job, uuid.UUID(job_id))
+        job = session.get(Job, job_id)
         assert job is not None and job.attempts == 2 and job.lease_owner == successor.owner
-    events = _job_events(database_url, job_id)
+    events = _job_events(database_url, str(job_id))
     types = [e.type for e in events]
     assert types.count("job.started") == 1 and types.count("job.succeeded") == 1
     assert types.index("job.requeued") < types.index("job.reclaimed") < types.index("job.succeeded")
