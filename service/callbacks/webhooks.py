@@ -65,7 +65,8 @@ ANSWERS = {
     410: {"description": "Gone: nothing more is sent for this request, until a redelivery with reenable=true"},
     429: {"description": "the next attempt waits as long as Retry-After says (seconds or an HTTP date; a day at most)"},
     503: {"description": "as 429"},
-    "4XX": {"description": "retried on the schedule (about 3 days, 10 attempts, with jitter), as is no answer"},
+    "4XX": {"description": "retried on the schedule (by default 10 attempts over about 3 days, with jitter), as is "
+            "no answer within the timeout"},
     "5XX": {"description": "retried on the schedule"},
 }
 
@@ -96,7 +97,6 @@ def webhooks_router() -> APIRouter:
         name = event_type(payload)
         router.add_api_route(
             name, _receiver(payload), methods=["POST"], status_code=204, name=name.replace(".", "_"),
-            summary=f"{name} callback",
-            description=when, responses=ANSWERS, tags=["callbacks"],
+            summary=f"{name} callback", description=when, responses=ANSWERS, tags=["callbacks"],
         )  # fmt: skip
     return router
