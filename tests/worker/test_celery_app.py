@@ -1,6 +1,7 @@
-"""The scaled-out service under faults: PostgreSQL, a private Redis, and real Celery worker and sweeper
-processes started with docker-compose.yml's commands. Each test is bounded in time and stops every
-process it started by process id.
+"""The scaled-out service under faults: PostgreSQL, a private Redis, and the API, Celery worker and sweeper
+processes started with docker-compose.yml's commands; the tests call the API through the Python client, and
+read the ledger directly to see what the faults did. Each test is bounded in time and stops every process it
+started by process id.
 
 Jobs here are the tiny digits model with a long AMUN fine-tuning (hundreds of epochs over 300 samples:
 seconds), so that a fault can land in the middle of it. Leases are 4 s and the sweeper runs every second,
@@ -20,19 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
-from service.app import create_app
 from service.db import dispose_engines
 from service.jobs import dispatch
 from service.settings import Settings
 from tests.service import tiny
 from tests.service.conftest import _postgres_url
 from tests.service.factories import TenantKey, make_tenant
-from tests.service.tiny import UNLEARN, register_model, sample_id, submit
+from tests.service.tiny import UNLEARN, sample_id
 from tests.worker.cluster import (
     Proc,
     free_port,
@@ -45,6 +43,8 @@ from tests.worker.cluster import (
     start_worker,
     wait_for,
 )
+from unlearning.specs import to_dict
+from unlearning_client import NO_RETRIES, Client, DeletionRequestAccepted, UnlearningError
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ class Cluster:
     redis_port: int
     env: dict[str, str]
     settings: Settings
-    client: TestClient
+    api: Client  # the API process's, with the tenant's key
     tenant: TenantKey
     data_root: Path
     logs: Path
@@ -76,15 +76,21 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def model(self, **unlearn: Any) -> str:
-        return register_model(self.client, self.tenant, self.data_root, unlearn_config={**LONG_UNLEARN, **unlearn})[
-            "id"
-        ]
+    def model(self, *, retention_seconds: int | None = None, **unlearn: Any) -> str:
+        """The tiny model with LONG_UNLEARN (`unlearn` overrides fields) on the tiny dataset, registered."""
+        tiny.write_dataset(self.data_root)
+        dataset = self.api.register_dataset(tiny.DATASET_NAME, "npz", tiny.DATASET_NAME)
+        model = self.api.register_model("tiny", dataset.id, to_dict(tiny.ARCH), tiny.safetensors_bytes(),
+                                        unlearn_config={**LONG_UNLEARN, **unlearn})  # fmt: skip
+        if retention_seconds is not None:
+            self.api.update_model(model.id, retention_seconds=retention_seconds)
+        return str(model.id)
 
-    def request(self, model_id: str, first: int, count: int = 5) -> dict[str, Any]:
-        response = submit(self.client, self.tenant, model_id, [sample_id(i) for i in range(first, first + count)])
-        assert response.status_code == 202, response.text
-        return response.json()
+    def request(self, model_id: str, first: int, count: int = 5, **fields: Any) -> DeletionRequestAccepted:
+        accepted = self.api.submit_deletion_request(model_id, [sample_id(i) for i in range(first, first + count)],
+                                                    **fields)  # fmt: skip
+        assert accepted.status == "queued", accepted
+        return accepted
 
     # ---- the ledger, read directly ----
 
@@ -99,8 +105,8 @@ class Cluster:
     def job(self, job_id: str) -> Any:
         return self.one("SELECT * FROM job WHERE id = :id", id=uuid.UUID(job_id))
 
-    def job_of(self, request_id: str) -> str:
-        row = self.one("SELECT job_id FROM deletion_request WHERE id = :id", id=uuid.UUID(request_id))
+    def job_of(self, request_id: uuid.UUID | str) -> str:
+        row = self.one("SELECT job_id FROM deletion_request WHERE id = :id", id=uuid.UUID(str(request_id)))
         return str(row["job_id"])
 
     def wait_job(self, job_id: str, status: str = "succeeded", timeout: float = JOB_TIMEOUT_S) -> Any:
@@ -135,8 +141,8 @@ class Cluster:
             for r in self.rows("SELECT type AS event_type FROM event WHERE subject_id = :id ORDER BY seq", id=job_id)
         ]
 
-    def request_status(self, request_id: str) -> str:
-        return self.one("SELECT status FROM deletion_request WHERE id = :id", id=uuid.UUID(request_id))["status"]
+    def request_status(self, request_id: uuid.UUID | str) -> str:
+        return self.one("SELECT status FROM deletion_request WHERE id = :id", id=uuid.UUID(str(request_id)))["status"]
 
 
 @pytest.fixture
@@ -179,9 +185,12 @@ def cluster(postgres_template: str, postgres_admin: Engine, tmp_path: Path) -> I
     )
     engine = create_engine(database_url)
     try:
-        with TestClient(create_app(settings)) as client:
-            yield Cluster(database_url, redis_port, env, settings, client, make_tenant(database_url, "acme"),
-                          data_root, logs, engine, procs)  # fmt: skip
+        api_port = free_port()
+        procs.append(start_api(api_port, env=env, log_dir=logs))
+        dispatch.configure(settings)  # this process sends tasks too (test_d's extra deliveries)
+        tenant = make_tenant(database_url, "acme")
+        with Client(f"http://127.0.0.1:{api_port}", tenant.key) as api:
+            yield Cluster(database_url, redis_port, env, settings, api, tenant, data_root, logs, engine, procs)
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -202,7 +211,7 @@ def test_a_worker_killed_mid_fine_tuning_is_replaced_and_exactly_one_version_app
     cluster.sweeper()
     model_id = cluster.model()
     accepted = cluster.request(model_id, 0)
-    job_id = cluster.job_of(accepted["id"])
+    job_id = cluster.job_of(accepted.id)
 
     running = cluster.wait_phase(job_id, "fine-tune")
     holder = _lease_holder_pid(running)
@@ -215,7 +224,7 @@ def test_a_worker_killed_mid_fine_tuning_is_replaced_and_exactly_one_version_app
     versions = cluster.versions(model_id)
     assert [v["number"] for v in versions] == [1, 2]
     assert str(versions[1]["job_id"]) == job_id
-    assert cluster.request_status(accepted["id"]) == "completed"
+    assert cluster.request_status(accepted.id) == "completed"
     events = cluster.job_events(job_id)
     assert events.count("job.started") == 1
     assert "job.requeued" in events and "job.reclaimed" in events
@@ -227,10 +236,10 @@ def test_b_two_jobs_of_one_model_never_overlap_and_the_second_starts_from_the_fi
     cluster.worker("gpu2")
     model_id = cluster.model(epochs=150)
     first = cluster.request(model_id, 0)
-    first_job = cluster.job_of(first["id"])
+    first_job = cluster.job_of(first.id)
     cluster.wait_phase(first_job, "fine-tune")
     second = cluster.request(model_id, 10)  # the first job is running: this one waits in a job of its own
-    second_job = cluster.job_of(second["id"])
+    second_job = cluster.job_of(second.id)
     assert second_job != first_job
 
     one = cluster.wait_job(first_job)
@@ -248,7 +257,7 @@ def test_c_a_job_queued_when_redis_restarts_still_runs(cluster: Cluster) -> None
     sweeper = cluster.sweeper()
     model_id = cluster.model(epochs=5)
     accepted = cluster.request(model_id, 0)  # sent to Redis; no GPU worker is there to take it
-    job_id = cluster.job_of(accepted["id"])
+    job_id = cluster.job_of(accepted.id)
 
     redis = cluster.procs[0]
     redis.kill(signal.SIGKILL)  # no persistence: the message is gone
@@ -268,7 +277,7 @@ def test_c_a_job_queued_when_redis_restarts_still_runs(cluster: Cluster) -> None
     job = cluster.wait_job(job_id)
     assert job["attempts"] == 1
     assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
-    assert cluster.request_status(accepted["id"]) == "completed"
+    assert cluster.request_status(accepted.id) == "completed"
     assert any("re-sent (unclaimed)" in s.log() for s in sweepers)
 
 
@@ -276,7 +285,7 @@ def test_d_a_task_delivered_twice_runs_once(cluster: Cluster) -> None:
     workers = [cluster.worker("gpu1"), cluster.worker("gpu2")]
     model_id = cluster.model(epochs=100)
     accepted = cluster.request(model_id, 0)
-    job_id = cluster.job_of(accepted["id"])
+    job_id = cluster.job_of(accepted.id)
     cluster.wait_phase(job_id, "fine-tune")
     # the same message again while the job runs (to the other worker), and once more after it finished
     assert dispatch.current().send(uuid.UUID(job_id))
@@ -311,15 +320,12 @@ def test_e_a_job_committed_by_an_api_killed_before_dispatch_is_sent_by_the_sweep
     outcome: dict[str, Any] = {}
 
     def post() -> None:
-        try:
-            outcome["response"] = httpx.post(
-                f"http://127.0.0.1:{api_port}/v1/models/{model_id}/deletion-requests",
-                json={"sample_ids": ids},
-                headers={**cluster.tenant.headers, "Idempotency-Key": key},
-                timeout=60,
-            )
-        except httpx.HTTPError as exc:
-            outcome["error"] = exc
+        # one try: this client must not get its answer from a retry before the API is killed
+        with Client(f"http://127.0.0.1:{api_port}", cluster.tenant.key, retry=NO_RETRIES) as doomed:
+            try:
+                outcome["response"] = doomed.submit_deletion_request(model_id, ids, idempotency_key=key)
+            except UnlearningError as exc:
+                outcome["error"] = exc
 
     poster = threading.Thread(target=post)
     poster.start()
@@ -337,13 +343,8 @@ def test_e_a_job_committed_by_an_api_killed_before_dispatch_is_sent_by_the_sweep
     assert cluster.request_status(str(committed["id"])) == "completed"
     assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
     # the client's retry with its idempotency key gets the original answer
-    retried = cluster.client.post(
-        f"/v1/models/{model_id}/deletion-requests",
-        json={"sample_ids": ids},
-        headers={**cluster.tenant.headers, "Idempotency-Key": key},
-    )
-    assert retried.status_code in (200, 202), retried.text
-    assert retried.json()["id"] == str(committed["id"])
+    retried = cluster.api.submit_deletion_request(model_id, ids, idempotency_key=key)
+    assert retried.id == committed["id"]
 
 
 def test_f_a_worker_cut_off_its_database_mid_job_is_retried_not_half_recorded(cluster: Cluster) -> None:
@@ -355,7 +356,7 @@ def test_f_a_worker_cut_off_its_database_mid_job_is_retried_not_half_recorded(cl
     cluster.sweeper()  # reaches the database directly
     model_id = cluster.model()
     accepted = cluster.request(model_id, 0)
-    job_id = cluster.job_of(accepted["id"])
+    job_id = cluster.job_of(accepted.id)
 
     cluster.wait_phase(job_id, "fine-tune")
     proxy.kill(signal.SIGKILL)  # every connection of the worker drops, mid-job
@@ -369,7 +370,7 @@ def test_f_a_worker_cut_off_its_database_mid_job_is_retried_not_half_recorded(cl
     assert job["attempts"] == 2
     versions = cluster.versions(model_id)
     assert [v["number"] for v in versions] == [1, 2]
-    assert cluster.request_status(accepted["id"]) == "completed"
+    assert cluster.request_status(accepted.id) == "completed"
     events = cluster.job_events(job_id)
     assert events.count("job.succeeded") == 1 and "job.requeued" in events and "job.reclaimed" in events
 
@@ -378,11 +379,11 @@ def test_g_a_job_past_its_soft_time_limit_fails_with_that_reason(cluster: Cluste
     cluster.worker("gpu1", UNLEARN_JOB_SOFT_TIME_LIMIT_SECONDS="3", UNLEARN_JOB_TIME_LIMIT_SECONDS="120")
     model_id = cluster.model(epochs=100_000)  # far longer than the limit
     accepted = cluster.request(model_id, 0)
-    job = cluster.wait_job(cluster.job_of(accepted["id"]), status="failed")
+    job = cluster.wait_job(cluster.job_of(accepted.id), status="failed")
     assert "time limit" in job["error"]
     assert job["attempts"] == 1
     assert [v["number"] for v in cluster.versions(model_id)] == [1]
-    assert cluster.request_status(accepted["id"]) == "failed"
+    assert cluster.request_status(accepted.id) == "failed"
 
 
 def test_h_callbacks_go_out_from_the_cpu_queue(cluster: Cluster) -> None:
@@ -392,10 +393,8 @@ def test_h_callbacks_go_out_from_the_cpu_queue(cluster: Cluster) -> None:
     received = cluster.logs / "callbacks.jsonl"
     cluster.procs.append(start_receiver(port, received, log_dir=cluster.logs))
     model_id = cluster.model(epochs=5)
-    response = submit(cluster.client, cluster.tenant, model_id, [sample_id(i) for i in range(3)],
-                      callback_url=f"http://127.0.0.1:{port}/hook")  # fmt: skip
-    assert response.status_code == 202, response.text
-    cluster.wait_job(cluster.job_of(response.json()["id"]))
+    accepted = cluster.request(model_id, 0, count=3, callback_url=f"http://127.0.0.1:{port}/hook")
+    cluster.wait_job(cluster.job_of(accepted.id))
 
     def completed() -> list[dict[str, Any]]:
         lines = received.read_text().splitlines() if received.exists() else []
@@ -403,7 +402,7 @@ def test_h_callbacks_go_out_from_the_cpu_queue(cluster: Cluster) -> None:
         return [b for b in bodies if b.get("type") == "deletion_request.completed"]
 
     [done] = wait_for(completed, timeout=60, what="the completed callback", logs=[sweeper])
-    assert done["data"]["request_id"] == response.json()["id"]
+    assert done["data"]["request_id"] == str(accepted.id)
 
 
 def test_i_a_worker_stopped_mid_job_hands_it_over_without_using_an_attempt(cluster: Cluster) -> None:
@@ -411,7 +410,7 @@ def test_i_a_worker_stopped_mid_job_hands_it_over_without_using_an_attempt(clust
     cluster.sweeper()
     model_id = cluster.model()
     accepted = cluster.request(model_id, 0)
-    job_id = cluster.job_of(accepted["id"])
+    job_id = cluster.job_of(accepted.id)
     cluster.wait_phase(job_id, "fine-tune")
     first.signal_main(signal.SIGTERM)  # a warm shutdown, as `docker stop` or a deploy sends it
     wait_for(lambda: "interrupted" in first.log() and not first.alive(), timeout=60,
@@ -421,7 +420,7 @@ def test_i_a_worker_stopped_mid_job_hands_it_over_without_using_an_attempt(clust
     job = cluster.wait_job(job_id)
     assert job["attempts"] == 1  # the interrupted attempt was given back
     assert [v["number"] for v in cluster.versions(model_id)] == [1, 2]
-    assert cluster.request_status(accepted["id"]) == "completed"
+    assert cluster.request_status(accepted.id) == "completed"
     events = cluster.job_events(job_id)
     assert events.index("job.released") < events.index("job.reclaimed") < events.index("job.succeeded")
 
@@ -430,13 +429,13 @@ def test_j_the_erasure_sweep_runs_from_the_beat_schedule(cluster: Cluster) -> No
     cluster.worker("gpu1")
     sweeper = cluster._keep(start_sweeper(env={**cluster.env, "UNLEARN_ERASURE_SWEEP_INTERVAL_SECONDS": "1"},
                                           log_dir=cluster.logs))  # fmt: skip
-    model_id = register_model(cluster.client, cluster.tenant, cluster.data_root, retention_seconds=0)["id"]
+    model_id = cluster.model(epochs=5, retention_seconds=0)
     accepted = cluster.request(model_id, 0, count=3)
-    cluster.wait_job(cluster.job_of(accepted["id"]))
+    cluster.wait_job(cluster.job_of(accepted.id))
 
     def erased() -> Any:
         return cluster.one("SELECT erased_at FROM deletion_request WHERE id = :id AND erased_at IS NOT NULL",
-                           id=uuid.UUID(accepted["id"]))  # fmt: skip
+                           id=accepted.id)  # fmt: skip
 
     wait_for(erased, timeout=60, what="the request's erasure by the beat's sweep", logs=[sweeper])
     assert [v["status"] for v in cluster.versions(model_id)] == ["destroyed", "ready"]
