@@ -9,8 +9,10 @@ a provenance.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -74,6 +76,7 @@ def tune_lr(
                     grid[best], len(forget))
 
 
+K = TypeVar("K", bound=Hashable)
 Scorer = Callable[[UnlearnConfig], tuple[float, float]]  # one run of a setting -> (avg_gap_mis, test_acc)
 
 
@@ -207,6 +210,23 @@ def _run_setting(model, cfg: UnlearnConfig, runs: int, *, forget, retain, retain
         accs.append(acc)
     return ScheduleSetting(cfg.lr, cfg.step_size, seeds, scores, accs, float(np.mean(scores)), float(np.mean(accs)),
                            diverged=False)
+
+
+def best_of(choices: Mapping[K, ScheduleChoice]) -> tuple[K, ScheduleChoice]:
+    """The best of several tuned schedules of one method that differ in something the grid does not vary
+    (AMUN's mix, with or without D_F): one that met the utility constraint first, then the smaller mean
+    score of its chosen setting, then the higher accuracy; on a tie the first given (the default) wins."""
+    if not choices:
+        raise ValueError("no tuned schedules to choose from")
+
+    def rank(item: tuple[K, ScheduleChoice]) -> tuple[bool, float, float]:
+        choice = item[1]
+        best = next(g for g in choice.grid if g.lr == choice.lr and g.step_size == choice.step_size)
+        score = math.inf if best.mean_gap_mis is None else best.mean_gap_mis
+        acc = -math.inf if best.mean_test_acc is None else best.mean_test_acc
+        return (not choice.constraint_met, score, -acc)
+
+    return min(choices.items(), key=rank)
 
 
 def _mark_feasible(grid: list[ScheduleSetting], original_test_acc: float, max_acc_drop: float) -> None:

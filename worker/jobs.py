@@ -52,6 +52,7 @@ from unlearning.tuning import (
     REFERENCE_FREE_METRIC,
     RETRAIN_METRIC,
     ScheduleChoice,
+    best_of,
     tune_against_retrain,
     tune_reference_free,
 )
@@ -569,14 +570,15 @@ class _TuningState:
             if not jobs.save_partial(session, job_id=self.job_id, owner=self.owner, partial=self.data):
                 raise LeaseLost(f"the lease of job {self.job_id} went to another worker")
 
-    def done(self) -> dict[tuple[float, int, int], tuple[float, float] | None]:
+    def done(self, forget_in_mix: bool) -> dict[tuple[float, int, int], tuple[float, float] | None]:
+        """The finished runs of one mix (runs kept before mixes were tuned ran the config's own, True)."""
         return {(r["lr"], r["step_size"], r["seed"]): (None if r["diverged"] else (r["score"], r["acc"]))
-                for r in self.data["runs"]}  # fmt: skip
+                for r in self.data["runs"] if r.get("forget_in_mix", True) == forget_in_mix}  # fmt: skip
 
     def on_run(self, cfg: UnlearnConfig, outcome: tuple[float, float] | None) -> None:
         score, acc = outcome if outcome is not None else (None, None)
-        run = {"lr": cfg.lr, "step_size": cfg.step_size, "seed": cfg.seed, "score": score, "acc": acc,
-               "diverged": outcome is None}  # fmt: skip
+        run = {"lr": cfg.lr, "step_size": cfg.step_size, "seed": cfg.seed, "forget_in_mix": cfg.forget_in_mix,
+               "score": score, "acc": acc, "diverged": outcome is None}  # fmt: skip
         self.data = {**self.data, "runs": [*self.data["runs"], run]}
         self.save()
 
@@ -621,7 +623,11 @@ def _run_tuning(
     # chosen config keeps the model's own attack settings
     cfg = _guarded(_with_eps(base, plan.parent, parent, forget, watched), plan.guard_max_acc_drop)
     record: dict[str, Any] = {}
-    choice: ScheduleChoice
+    # AMUN's mix is tuned with the schedule (with D_F in the fine-tuning mix, and D_R u D_A without it): the
+    # same grid for each, the better choice wins (tuning.best_of); a job queued before mixes were tuned
+    # tries the config's own
+    mixes = [bool(m) for m in spec.get("forget_mixes", [cfg.forget_in_mix])]
+    by_mix: dict[bool, ScheduleChoice] = {}
     if spec["procedure"] == "retrain":
         assert cfg.recipe is not None  # checked at enqueue
         order = np.random.default_rng(int(spec["seed"])).permutation(len(rest))
@@ -633,21 +639,27 @@ def _run_tuning(
                                     phase="reference").model  # fmt: skip
             state.data["reference"], _ = evaluate(reference, forget, retain_eval, holdout)
             state.save()
-        choice = tune_against_retrain(parent, cfg, lrs, step_sizes, forget=forget, retain=rest,
-                                      retain_eval=retain_eval, holdout=holdout, reference=state.data["reference"],
-                                      runs=runs, max_acc_drop=plan.guard_max_acc_drop, progress=watched,
-                                      done=state.done(), on_run=state.on_run)  # fmt: skip
+        for mix in mixes:
+            by_mix[mix] = tune_against_retrain(
+                parent, replace(cfg, forget_in_mix=mix), lrs, step_sizes, forget=forget, retain=rest,
+                retain_eval=retain_eval, holdout=holdout, reference=state.data["reference"], runs=runs,
+                max_acc_drop=plan.guard_max_acc_drop, progress=watched, done=state.done(mix), on_run=state.on_run)
         record.update(metric=RETRAIN_METRIC, reference=state.data["reference"])
     else:
-        choice = tune_reference_free(parent, cfg, lrs, step_sizes, forget=forget, retain=rest, holdout=holdout,
-                                     runs=runs, max_acc_drop=plan.guard_max_acc_drop, progress=watched,
-                                     done=state.done(), on_run=state.on_run)  # fmt: skip
+        for mix in mixes:
+            by_mix[mix] = tune_reference_free(
+                parent, replace(cfg, forget_in_mix=mix), lrs, step_sizes, forget=forget, retain=rest,
+                holdout=holdout, runs=runs, max_acc_drop=plan.guard_max_acc_drop, progress=watched,
+                done=state.done(mix), on_run=state.on_run)
         record.update(metric=REFERENCE_FREE_METRIC)
+    mix, choice = best_of(by_mix)
     record = {
         "procedure": spec["procedure"],
         **record,
-        "grid": [_setting_record(s) for s in choice.grid],
-        "chosen": {"lr": choice.lr, "step_size": choice.step_size},
+        # every setting of every mix tried, in order
+        "grid": [{**_setting_record(s), "forget_in_mix": m} for m, c in by_mix.items() for s in c.grid],
+        "forget_mixes": mixes,
+        "chosen": {"lr": choice.lr, "step_size": choice.step_size, "forget_in_mix": mix},
         # False: no setting met the constraints, and the least damaging one was chosen
         "constraint_met": choice.constraint_met,
         "max_acc_drop": choice.max_acc_drop,
@@ -667,5 +679,6 @@ def _run_tuning(
         provenance = jobs.complete_tuning(session, job_id=plan.job_id, owner=owner, choice=record)
     if provenance is None:
         raise LeaseLost(f"the lease of job {plan.job_id} went to another worker")
-    log.info("model tuned", extra={"job_id": str(plan.job_id), "lr": choice.lr, "step_size": choice.step_size})
+    log.info("model tuned", extra={"job_id": str(plan.job_id), "lr": choice.lr, "step_size": choice.step_size,
+                                   "forget_in_mix": mix})
     return Outcome.succeeded

@@ -91,11 +91,17 @@ class TuningCreate(BaseModel):
     forget_size: int | None = Field(
         default=None, ge=10, le=10_000,
         description="samples in the tuning forget subset, drawn (seeded) from the training samples not yet "
-        "forgotten; they stay in the model; omitted = 1% of the training split, at least 20",
+        "forgotten; they stay in the model; omitted = 5% of the training split, at least 20",
     )  # fmt: skip
     runs: int = Field(default=2, ge=1, le=5, description="runs per setting, seeds unlearn_config.seed + k")
+    forget_mixes: list[bool] | None = Field(
+        default=None, min_length=1, max_length=2,
+        description="AMUN's fine-tuning mixes to try, each with the whole grid: true = D_F with its labels in "
+        "the mix (the paper's default), false = D_R and D_A only (D_A alone without remaining data); omitted = "
+        "both for amun and amun_salun, the model's own for other methods",
+    )  # fmt: skip
 
-    @field_validator("lrs", "step_sizes")
+    @field_validator("lrs", "step_sizes", "forget_mixes")
     @classmethod
     def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
         if values is not None and len(set(values)) != len(values):
@@ -104,7 +110,7 @@ class TuningCreate(BaseModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> TuningCreate:
-        runs = len(self.lrs or [0] * 5) * len(self.step_sizes or [0]) * self.runs
+        runs = len(self.lrs or [0] * 5) * len(self.step_sizes or [0]) * len(self.forget_mixes or [0, 0]) * self.runs
         if runs > MAX_TUNING_RUNS:
             raise ValueError(f"settings x runs is {runs}; a tuning job does at most {MAX_TUNING_RUNS} runs")
         return self

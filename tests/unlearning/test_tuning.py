@@ -282,3 +282,23 @@ def test_tuning_against_a_retrained_reference_scores_the_gap_and_reports_one_tun
                                          progress=lambda *a: seen.append(a))
     assert choice.lr == 0.01 and choice.constraint_met and _setting(choice, 0.1, 1).avg_gap_mis == [3.0, 3.0]
     assert {phase for phase, _, _ in seen} == {"tune"} and seen[-1][1] == seen[-1][2]
+
+
+def _choice(score: float, acc: float, *, met: bool = True):
+    from unlearning.tuning import ScheduleChoice, ScheduleSetting
+
+    setting = ScheduleSetting(0.01, 1, [0], [score], [acc], score, acc, diverged=False, feasible=met)
+    return ScheduleChoice(method="amun", retain_access=True, subsampled=False, stopping=False, lrs=[0.01],
+                          step_sizes=[1], runs=1, base_seed=0, original_test_acc=90.0, max_acc_drop=1.0,
+                          tuning_forget_size=10, grid=[setting], lr=0.01, step_size=1, constraint_met=met)
+
+
+def test_best_of_prefers_a_choice_that_met_the_constraint_then_the_smaller_score_then_the_first():
+    from unlearning.tuning import best_of
+
+    assert best_of({True: _choice(3.0, 89.5), False: _choice(1.0, 89.5)})[0] is False  # smaller score
+    assert best_of({True: _choice(3.0, 89.5), False: _choice(1.0, 80.0, met=False)})[0] is True  # constraint first
+    assert best_of({True: _choice(2.0, 89.0), False: _choice(2.0, 89.5)})[0] is False  # then higher accuracy
+    assert best_of({True: _choice(2.0, 89.5), False: _choice(2.0, 89.5)})[0] is True  # a tie: the first given
+    with pytest.raises(ValueError, match="no tuned schedules"):
+        best_of({})

@@ -349,16 +349,20 @@ def test_a_tuning_job_makes_its_choice_the_models_unlearn_config_with_its_proven
     provenance = tuned["tuning"]
     chosen = provenance["chosen"]
     assert chosen["lr"] in (0.001, 0.02) and chosen["step_size"] == 1
-    assert (tuned["unlearn_config"]["lr"], tuned["unlearn_config"]["step_size"]) == (chosen["lr"], chosen["step_size"])
+    assert [tuned["unlearn_config"][k] for k in ("lr", "step_size", "forget_in_mix")] == [
+        chosen["lr"], chosen["step_size"], chosen["forget_in_mix"]]  # fmt: skip
     # every other field is the manifest's
-    assert {k: v for k, v in tuned["unlearn_config"].items() if k != "lr"} == {
-        k: v for k, v in model["unlearn_config"].items() if k != "lr"}  # fmt: skip
+    assert {k: v for k, v in tuned["unlearn_config"].items() if k not in ("lr", "forget_in_mix")} == {
+        k: v for k, v in model["unlearn_config"].items() if k not in ("lr", "forget_in_mix")}  # fmt: skip
     assert provenance["job_id"] == job["id"] and provenance["procedure"] == "reference_free"
     assert provenance["metric"] == "loss_auc_gap" and provenance["previous_config"] == model["unlearn_config"]
-    assert [(s["lr"], s["step_size"]) for s in provenance["grid"]] == [(0.001, 1), (0.02, 1)]
+    # an AMUN model: the whole grid with D_F in the fine-tuning mix, then without it
+    assert provenance["forget_mixes"] == [True, False]
+    assert [(s["lr"], s["step_size"], s["forget_in_mix"]) for s in provenance["grid"]] == [
+        (0.001, 1, True), (0.02, 1, True), (0.001, 1, False), (0.02, 1, False)]  # fmt: skip
     assert all(len(s["scores"]) == 1 and 0 <= s["mean_score"] <= 50 and s["seeds"] == [0] for s in provenance["grid"])
     best = min((s for s in provenance["grid"] if s["feasible"]), key=lambda s: s["mean_score"], default=None)
-    assert best is None or best["lr"] == chosen["lr"]
+    assert best is None or (best["lr"], best["forget_in_mix"]) == (chosen["lr"], chosen["forget_in_mix"])
     assert (provenance["tuning_forget_size"], provenance["tuned_version"], provenance["holdout_size"]) == (20, 1, 225)
     assert provenance["finished_at"] is not None
     finished = _get(client, tenant, f"/v1/jobs/{job['id']}")
@@ -400,7 +404,7 @@ def test_a_tuning_job_hands_its_worker_to_a_waiting_deletion_request_and_resumes
         return real(model_in, forget, retain, cfg, **kwargs)
 
     monkeypatch.setattr(unlearning.tuning, "run_unlearning", counting)
-    job = _tune(client, tenant, model["id"], {"lrs": [0.01, 0.001], "runs": 1})
+    job = _tune(client, tenant, model["id"], {"lrs": [0.01, 0.001], "runs": 1, "forget_mixes": [True]})
     request = tiny.submit(client, tenant, model["id"], IDS[:10]).json()
 
     def arrives_after_the_first_run(session: Any, *, waited_seconds: float) -> bool:
@@ -426,6 +430,16 @@ def test_a_tuning_job_hands_its_worker_to_a_waiting_deletion_request_and_resumes
     assert [s["lr"] for s in provenance["grid"]] == [0.001, 0.01] and provenance["tuned_version"] == 1
 
 
+def test_a_tuning_job_given_one_mix_tunes_only_that_one_and_makes_it_the_models(
+    client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings
+) -> None:
+    job = _tune(client, tenant, model["id"], {"lrs": [0.02], "runs": 1, "forget_mixes": [False]})
+    assert _run(settings, job["id"]) == Outcome.succeeded
+    tuned = _get(client, tenant, f"/v1/models/{model['id']}")
+    assert [s["forget_in_mix"] for s in tuned["tuning"]["grid"]] == [False]
+    assert tuned["tuning"]["chosen"]["forget_in_mix"] is False and tuned["unlearn_config"]["forget_in_mix"] is False
+
+
 def test_the_tuning_subset_leaves_out_every_sample_forgotten_and_stays_out_of_the_remaining_data(
     client: TestClient, tenant: TenantKey, model: dict[str, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -439,7 +453,7 @@ def test_the_tuning_subset_leaves_out_every_sample_forgotten_and_stays_out_of_th
         return real(model_in, base, lrs, step_sizes, forget=forget, retain=retain, holdout=holdout, **kwargs)
 
     monkeypatch.setattr(worker.jobs, "tune_reference_free", spy)
-    job = _tune(client, tenant, model["id"], {"lrs": [0.01], "runs": 1, "forget_size": 25})
+    job = _tune(client, tenant, model["id"], {"lrs": [0.01], "runs": 1, "forget_size": 25, "forget_mixes": [True]})
     assert _run(settings, job["id"]) == Outcome.succeeded
 
     ((forget, retain),) = seen

@@ -41,7 +41,7 @@ from unlearning.specs import AMUN_METHODS, UnlearnConfig, to_dict
 from unlearning.splits import holdout_split, reference_membership, reference_seed
 from unlearning.successive import remaining
 from unlearning.train import seeded_generator, train_model
-from unlearning.tuning import tune_schedule
+from unlearning.tuning import best_of, tune_schedule
 
 ProgressFactory = Callable[[str], Progress | None]
 SECTIONS = ("tune", "table", "stream")
@@ -277,7 +277,7 @@ class Bench:
                                          max_acc_drop=self.p.max_acc_drop, holdout=self.val,
                                          progress=self.progress(f"tune {key}{'' if mix else ' -D_F'}"))
                       for mix in mixes}
-            mix, choice = min(by_mix.items(), key=lambda kv: _choice_rank(kv[1]))
+            mix, choice = best_of(by_mix)
             entry = dataclasses.asdict(choice)
             entry["forget_in_mix"] = mix
             if len(by_mix) > 1:  # the mix not chosen, whole, so the report can show why
@@ -397,13 +397,6 @@ class Bench:
         if seed == self.p.seeds[0]:
             panels["original"], panels["retrain"] = orig_conf, ref_conf
         return rows, pair
-
-
-def _choice_rank(choice) -> tuple[bool, float, float]:
-    """Order of tuned schedules of one setting (e.g. AMUN with and without D_F in its mix): one that met the
-    utility constraint first, then the smaller mean gap of its chosen point, then the higher accuracy."""
-    best = next(g for g in choice.grid if g.lr == choice.lr and g.step_size == choice.step_size)
-    return (not choice.constraint_met, best.mean_gap_mis, -best.mean_test_acc)
 
 
 def setting_key(method: str, retain_access: bool, subsampled: bool) -> str:
