@@ -6,15 +6,19 @@ the per-sample evidence and the cumulative union's result.
     python bench/evidence.py --sizes 4,40 --reference-models 0 --out /tmp/evidence
 
 It starts the real service (`python -m service run`) on a free loopback port with a fresh home folder, so the
-demo is trained and registered as on a first start; with --reference-models K it first trains K reference
-models through the API (the same recipe as the demo model), so that the audits use RMIA. The server is stopped
-by its process id. Needs Debian's dataset-fashion-mnist (the digits fallback is refused: its 1,347 samples are
-too few for 400-ID requests on top of the rest).
+demo is trained, registered and tuned as on a first start (the requests wait for the demo's tuning job, so they
+run with the configuration it chose); with --reference-models K it first trains K reference models through the
+API (the same recipe as the demo model), so that the audits use RMIA. After the last request it retrains
+--retrains models from scratch without every forgotten sample (the demo's recipe, seeds 0..K-1) and compares the
+last version with them on each forgotten set: MIS, accuracies, and whether the version's MIS lies within the
+retrained models' range. The server is stopped by its process id. Needs Debian's dataset-fashion-mnist (the
+digits fallback is refused: its 1,347 samples are too few for 400-ID requests on top of the rest).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -70,6 +74,69 @@ def _wait_job(http: httpx.Client, job_id: str, what: str) -> dict[str, Any]:
             return job
         time.sleep(1.0)
     raise BenchError(f"{what}: job {job_id} did not end within {JOB_TIMEOUT_S:.0f} s")
+
+
+def _wait_tuning(http: httpx.Client, model_id: str) -> dict[str, Any]:
+    """The demo's tuning job (queued on the first start) to its end; returns the model's tuning record."""
+    jobs = http.get("/v1/jobs", params={"model_id": model_id, "kind": "tuning"}).raise_for_status().json()["items"]
+    if not jobs:
+        raise BenchError(f"model {model_id} has no tuning job: the demo queues one on its first start")
+    _wait_job(http, jobs[0]["id"], "the demo's tuning job")
+    model = http.get(f"/v1/models/{model_id}").raise_for_status().json()
+    return {"tuning": model["tuning"], "unlearn_config": model["unlearn_config"]}
+
+
+def compare_with_retrains(http: httpx.Client, home: Path, info: dict[str, Any], model_id: str, number: int,
+                          forgotten: list[tuple[str, list[str]]], k: int) -> dict[str, Any]:
+    """The last version against k models retrained without every forgotten sample (the demo's recipe), on each
+    forgotten set and their union: MIS, accuracies, and whether the version's MIS lies within the retrains'
+    range. Measured as the service's audit measures (the scored half of the test split, a sample of D_R)."""
+    import numpy as np
+    import torch
+
+    from unlearning.audit.evaluate import evaluate
+    from unlearning.data import load_dataset
+    from unlearning.models import load_checkpoint
+    from unlearning.specs import ArchSpec, AugmentSpec, DatasetSpec, TrainConfig
+    from unlearning.splits import holdout_split
+    from unlearning.successive import remaining
+    from unlearning.train import train_model
+
+    dataset = http.get(f"/v1/datasets/{info['dataset_id']}").raise_for_status().json()
+    data = load_dataset(DatasetSpec(dataset["format"], str(home / "data" / dataset["path"])))
+    model = http.get(f"/v1/models/{model_id}").raise_for_status().json()
+    arch = ArchSpec(**model["architecture"])
+    weights = http.get(f"/v1/models/{model_id}/versions/{number}/checkpoint").raise_for_status().content
+    version = load_checkpoint(weights).model.eval()
+    _, scored = holdout_split(len(data.test), seed=0)  # the half every audit of the service scores on
+    test = data.test.subset(scored)
+    union = [sid for _, ids in forgotten for sid in ids]
+    rest = remaining(data.train, union)
+    sample = rest.subset(np.sort(np.random.default_rng(0).choice(len(rest), min(2000, len(rest)), replace=False)))
+    sets = [(name, data.train.subset(data.train.positions(ids))) for name, ids in forgotten]
+    sets.append(("union", data.train.subset(data.train.positions(union))))
+    recipe = TrainConfig(epochs=DEMO_RECIPE["epochs"], lr=DEMO_RECIPE["lr"], batch_size=DEMO_RECIPE["batch_size"],
+                         augment=AugmentSpec(**DEMO_RECIPE["augment"]))
+    retrains = []
+    for seed in range(k):
+        _log(f"retraining {seed + 1}/{k} without the {len(union)} forgotten samples ...")
+        torch.manual_seed(seed)
+        retrains.append(train_model(arch, rest, dataclasses.replace(recipe, seed=seed)).model.eval())
+    out = []
+    for name, subset in sets:
+        ours, _ = evaluate(version, subset, sample, test)
+        theirs = [evaluate(m, subset, sample, test)[0] for m in retrains]
+        mis = [t["mis"] for t in theirs]
+        out.append({
+            "set": name, "samples": len(subset), "version_mis": ours["mis"], "version_forget_acc": ours["forget_acc"],
+            "retrain_mis": mis, "retrain_mis_range": [min(mis), max(mis)],
+            "retrain_forget_acc": [t["forget_acc"] for t in theirs],
+            "mis_within_retrain_range": min(mis) <= ours["mis"] <= max(mis),
+        })
+    test_accs = [evaluate(m, sets[-1][1], sample, test)[0]["test_acc"] for m in retrains]
+    return {"retrains": k, "recipe": DEMO_RECIPE, "version": number, "sets": out,
+            "version_test_acc": evaluate(version, sets[-1][1], sample, test)[0]["test_acc"],
+            "retrain_test_acc": test_accs}
 
 
 def _union_verdict(report: dict[str, Any]) -> str:
@@ -163,6 +230,27 @@ def markdown(result: dict[str, Any]) -> str:
     for v in result["versions"]:
         lines.append(f"- **version {v['version']} ({v['samples']} IDs), {v['verdict']}**: {v['headline']}")
         lines += [f"  - {reason}" for reason in v["reasons"]]
+    tuned = result.get("tuning") or {}
+    if tuned.get("tuning"):
+        chosen = tuned["tuning"]["chosen"]
+        lines += ["", f"The requests ran after the demo's tuning job ({tuned['tuning']['procedure']}), which chose lr "
+                  f"{chosen['lr']}, step {chosen['step_size']}."]
+    comparison = result.get("retrain_comparison")
+    if comparison:
+        drop = result["versions"][-1]["test_acc_drop_vs_original"]
+        lines += ["", f"## Version {comparison['version']} against {comparison['retrains']} models retrained without "
+                  "every forgotten sample", "",
+                  f"Test accuracy: version {comparison['version']} {comparison['version_test_acc']:.2f}, retrained "
+                  f"{min(comparison['retrain_test_acc']):.2f} to {max(comparison['retrain_test_acc']):.2f}; drop "
+                  f"against the original {drop['value']:.2f} [{drop['ci_low']:.2f}, {drop['ci_high']:.2f}] points.", "",
+                  "| forgotten set | samples | version's MIS | retrained MIS (min to max) | within | version's D_F acc "
+                  "| retrained D_F acc |", "|---|---|---|---|---|---|---|"]
+        for row in comparison["sets"]:
+            low, high = row["retrain_mis_range"]
+            accs = row["retrain_forget_acc"]
+            lines.append(f"| {row['set']} | {row['samples']} | {row['version_mis']:.1f} | {low:.1f} to {high:.1f} "
+                         f"| {'yes' if row['mis_within_retrain_range'] else '**no**'} | {row['version_forget_acc']:.1f} "
+                         f"| {min(accs):.1f} to {max(accs):.1f} |")
     lines += ["", "Every check of every version, with its interval, is in evidence.json (`checks`); every forgotten "
               "ID is in its version's `per_sample` list.", ""]  # fmt: skip
     return "\n".join(lines)
@@ -198,6 +286,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         key = (home / "demo-api-key").read_text().strip()
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
         model_id = info["model_id"]
+        tuned = _wait_tuning(http, model_id)
+        _log(f"demo tuned: {tuned['tuning'] and tuned['tuning'].get('chosen')}")
         if args.reference_models:
             answer = http.post(f"/v1/models/{model_id}/reference-models",
                                json={"k": args.reference_models, "recipe": DEMO_RECIPE}).raise_for_status()  # fmt: skip
@@ -205,7 +295,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         rng = random.Random(args.seed)
         pool = [str(i) for i in range(info["sample_ids"]["count"])]
         rng.shuffle(pool)
-        versions = []
+        versions, forgotten = [], []
         for size in args.sizes:
             ids, pool = pool[:size], pool[size:]
             answer = http.post(f"/v1/models/{model_id}/deletion-requests",
@@ -219,13 +309,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             number = done["version"]
             report = http.get(f"/v1/models/{model_id}/versions/{number}/audit").raise_for_status().json()
             versions.append(version_row(report, seconds))
+            forgotten.append((f"v{number} ({size} IDs)", ids))
             _log(f"version {number}: {report['verdict']} — {report['headline']}")
+        comparison = compare_with_retrains(http, home, info, model_id, number, forgotten, args.retrains) \
+            if args.retrains else None
         return {
             "machine": _machine(),
             "command": shlex.join(["python", "bench/evidence.py", *argv]),
             "reference_models": args.reference_models,
             "seed": args.seed,
             "versions": versions,
+            "tuning": tuned,
+            "retrain_comparison": comparison,
         }
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -261,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-models", type=int, default=0, choices=[0, 2, 4, 8, 16],
                         help="reference models to train first, for RMIA (0 = the loss attack alone)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="which IDs are requested")
+    parser.add_argument("--retrains", type=int, default=5,
+                        help="models retrained without every forgotten sample to compare the last version with "
+                             "(0 = none)")
     parser.add_argument("--fashion-mnist", default="/usr/share/datasets/fashion-mnist", help="the IDX files")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
