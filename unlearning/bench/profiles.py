@@ -47,6 +47,11 @@ class Profile:
     retain_eval_size: int = 2000  # sample of D_R that accuracy and MIS are measured on
     methods: tuple[str, ...] = AMUN_METHODS + BASELINES
     stop: StopConfig = field(default_factory=StopConfig)  # the stopping rule's setting for the "+stop" rows
+    # every method without the remaining data runs, and is tuned, under the service's utility guard (validation
+    # accuracy within max_acc_drop of the original's, the best passing point returned): nothing would repair a
+    # damaged model, and under the 1-point constraint alone every such setting tuned to a rate that changes
+    # nothing (the cpu profile's first tuning: lr 1e-4 for AMUN, at a gap equal to the original's)
+    guard_no_retain: StopConfig | None = field(default_factory=lambda: StopConfig(tolerance=None, checks_per_epoch=1))
     # the stream: many small successive requests, as a deletion service receives them
     stream_requests: int = 10
     stream_fraction: float = 0.01  # of the training data, per request

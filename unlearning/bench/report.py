@@ -79,7 +79,7 @@ def fold(runs: list[dict[str, Any]], extra_keys: tuple[str, ...] = ()) -> list[d
                     row["std"][m] = spread
         phases = sorted({p for r in members for p in r.get("seconds", {})})
         row["seconds"] = {p: _mean_std([r["seconds"].get(p) for r in members])[0] for p in phases}
-        for k in ("lr", "step_size", "salun_ratio", "forget_in_mix"):
+        for k in ("lr", "step_size", "salun_ratio", "forget_in_mix", "guarded"):
             if k in members[0]:
                 row[k] = members[0][k]
         rows.append(row)
@@ -154,6 +154,8 @@ def setting_name(row: dict[str, Any]) -> str:
     name = "subsampled D_R" if row["subsampled"] else ("with D_R" if row["retain_access"] else "without D_R")
     if row.get("forget_in_mix") is False:  # AMUN fine-tuned without D_F: D_R u D_A (D_A alone without D_R)
         name += ", no D_F in mix"
+    if row.get("guarded") and not row.get("stopping"):  # the utility guard alone (the "+ stop" rows have it too)
+        name += " + guard"
     return name + (" + stop" if row.get("stopping") else "")
 
 
@@ -252,7 +254,9 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "Accuracies, MIS and RMIA forget-vs-test AUC in percent. Gaps: mean |difference| to the retrained"
             " model over (D_F, D_R, D_T accuracy, MIS or RMIA AUC). Seconds are unlearning wall time (attack +"
-            " fine-tune), speed-up = retrain seconds / those seconds.",
+            " fine-tune), speed-up = retrain seconds / those seconds. \"+ guard\": the run had the service's utility"
+            " guard (validation accuracy within 1 point of the original's, the best passing point returned), as every"
+            " method without D_R has, tuned with it too.",
             "",
             f"Two exact retrains (another initialisation and order) differ by a gap of "
             f"{_fmt(rvr.get('avg_gap_mis'), rvr['std'].get('avg_gap_mis'))} (MIS) and "

@@ -261,7 +261,7 @@ class Bench:
         result = {"schedule": choices, "forget_size": len(self.t_forget), "runs": self.p.tuning_runs,
                   "max_acc_drop": self.p.max_acc_drop, "original_val_acc": self.original_val_acc}
         for key, cfg in self.settings():
-            if cfg.stop is not None:
+            if key.endswith("+stop"):
                 continue  # the "+stop" rows take their setting's tuned schedule
             if key in done:
                 choices[key] = done[key]
@@ -317,7 +317,8 @@ class Bench:
                 if not access and method in ("ft", "l1_sparse"):
                     continue  # these methods are defined by the remaining data
                 out.append((setting_key(method, access, False), dataclasses.replace(
-                    self.base, method=method, retain_access=access)))
+                    self.base, method=method, retain_access=access,
+                    stop=self.base.stop if access else self.p.guard_no_retain)))
             if method in ("amun", "amun_salun"):
                 out.append((setting_key(method, True, True), dataclasses.replace(
                     self.base, method=method, retain_access=True, retain_multiple=self.p.retain_multiple,
@@ -368,7 +369,8 @@ class Bench:
         for key, _ in self.settings():
             cfg = dataclasses.replace(self.config_for(key), seed=seed)
             setting = {"method": cfg.method, "retain_access": cfg.retain_access,
-                       "subsampled": cfg.retain_multiple is not None, "stopping": cfg.stop is not None}
+                       "subsampled": cfg.retain_multiple is not None, "stopping": key.endswith("+stop"),
+                       "guarded": cfg.stop is not None}
             try:
                 result = run_unlearning(model, forget, retain if cfg.retain_access else None, cfg,
                                         holdout=self.val, progress=self.progress(f"seed {seed} {key}"))
