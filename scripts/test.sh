@@ -35,8 +35,11 @@ fi
 # Architecture contracts (the core imports no web, database or queue code; see pyproject.toml).
 lint-imports
 
+# Two workers, each test file whole on one of them (a file's tests share its servers and fixtures); one
+# thread each for PyTorch and its subprocesses, so the two workers fill the two cores without contending.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
