@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from service.audits.endpoints import router as audits_router
 from service.callbacks.endpoints import router as callbacks_router
 from service.callbacks.webhooks import webhooks_router
+from service.console.endpoints import router as console_router
 from service.datasets.endpoints import router as datasets_router
 from service.db import dispose_engines
 from service.erasure.endpoints import router as erasure_router
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(audits_router)
     app.include_router(callbacks_router)
+    app.include_router(console_router)  # HTML pages for people, left out of the OpenAPI document
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

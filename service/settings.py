@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=15.0, gt=0.0, le=30.0)
     # the longest wait a 429 or 503 answer's Retry-After is granted; a longer one is cut to this
     webhook_retry_after_max_seconds: float = Field(default=86400.0, ge=0.0)
+    # key that signs the governance console's session cookie (HMAC-SHA256); None = 32 random bytes kept in
+    # <home>/console-secret, made on first use (see service.console.session)
+    console_secret: SecretStr | None = None
     # where the demo set-up looks for Debian's dataset-fashion-mnist; without its files the demo uses digits
     demo_fashion_mnist_dir: Path = Path("/usr/share/datasets/fashion-mnist")
 

@@ -1,0 +1,94 @@
+"""The console's own read-only queries: counts and summaries across a tenant's ledger that no API list gives
+(the lists themselves come from the domains' services)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, select
+from sqlalchemy.orm import Session
+
+from service.lifecycle.states import IN_FLIGHT
+from service.requests.repository import overdue_at
+from service.tables import DeletionRequest, ForgottenSample, Model, ModelVersion
+
+
+def count_requests_by_status(*, session: Session, tenant_id: uuid.UUID) -> dict[str, int]:
+    rows = session.execute(
+        select(DeletionRequest.status, func.count())
+        .where(DeletionRequest.tenant_id == tenant_id)
+        .group_by(DeletionRequest.status)
+    )
+    return {str(getattr(status, "value", status)): int(count) for status, count in rows}
+
+
+def count_overdue(*, session: Session, tenant_id: uuid.UUID, now: datetime) -> int:
+    return session.execute(
+        select(func.count()).where(DeletionRequest.tenant_id == tenant_id, overdue_at(now))
+    ).scalar_one()
+
+
+def count_due_between(*, session: Session, tenant_id: uuid.UUID, start: datetime, end: datetime) -> int:
+    """Requests still in flight whose due date falls in [start, end)."""
+    return session.execute(
+        select(func.count()).where(
+            DeletionRequest.tenant_id == tenant_id,
+            DeletionRequest.status.in_(sorted(IN_FLIGHT)),
+            DeletionRequest.due_at >= start,
+            DeletionRequest.due_at < end,
+        )
+    ).scalar_one()
+
+
+def request_clock_rows(*, session: Session, tenant_id: uuid.UUID, since: datetime) -> list[Row[Any]]:
+    """(received_at, due_at, completed_at, status) of the tenant's requests received since `since`."""
+    return list(
+        session.execute(
+            select(
+                DeletionRequest.received_at,
+                DeletionRequest.due_at,
+                DeletionRequest.completed_at,
+                DeletionRequest.status,
+            ).where(DeletionRequest.tenant_id == tenant_id, DeletionRequest.received_at >= since)
+        ).all()
+    )
+
+
+def recent_audits(*, session: Session, tenant_id: uuid.UUID, limit: int) -> list[Row[Any]]:
+    """The tenant's newest audited versions: (model_id, model_name, number, verdict, ready_at)."""
+    return list(
+        session.execute(
+            select(
+                Model.id.label("model_id"),
+                Model.name.label("model_name"),
+                ModelVersion.number,
+                ModelVersion.metrics,
+                ModelVersion.ready_at,
+            )
+            .join(Model, Model.id == ModelVersion.model_id)
+            .where(Model.tenant_id == tenant_id, ModelVersion.audit_html_sha256.is_not(None))
+            .order_by(ModelVersion.ready_at.desc().nulls_last(), ModelVersion.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def model_names(*, session: Session, tenant_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    rows = session.execute(select(Model.id, Model.name).where(Model.tenant_id == tenant_id).order_by(Model.name))
+    return {row.id: row.name for row in rows}
+
+
+def find_forgotten_sample(*, session: Session, model_id: uuid.UUID, sample_id: str) -> Row[Any] | None:
+    """One sample's claim on the model, in the suppression list's row shape, or None."""
+    return session.execute(
+        select(
+            ForgottenSample.sample_id,
+            ForgottenSample.request_id,
+            ModelVersion.number.label("version"),
+            ModelVersion.ready_at.label("forgotten_at"),
+        )
+        .outerjoin(ModelVersion, ModelVersion.id == ForgottenSample.version_id)
+        .where(and_(ForgottenSample.model_id == model_id, ForgottenSample.sample_id == sample_id))
+    ).one_or_none()
