@@ -2,7 +2,8 @@
 
 Pure functions of their input, drawn on matplotlib's object API with the Agg canvas (never pyplot, so no
 figure outlives a call and no display is needed); text stays text in the SVG, so it is searchable and read
-by screen readers, and the document carries a <title> and <desc> that say what the plot shows.
+by screen readers, and the document carries a <title> and <desc> that say what the plot shows. The same input
+gives the same document, and the documents of recent inputs are kept, as drawing is the slow part of a page.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from xml.sax.saxutils import escape
 
 import matplotlib
@@ -38,6 +40,9 @@ _BLUE, _ORANGE, _GREEN, _VERMILLION, _GREY = "#0072B2", "#E69F00", "#009E73", "#
 # matplotlib's rcParams are process-wide and the console renders in a thread pool: one render at a time,
 # so a concurrent call never sees another's temporary settings (or their restoration mid-draw).
 _RENDER_LOCK = threading.Lock()
+_CACHED = 32  # documents kept per plot (see _evidence_svg)
+# _LAYOUT: margins are fixed by hand (room for the axis labels, and the legend right of the plot area) rather
+# than by matplotlib's constrained layout, which measures every text twice and doubled the time to render
 
 
 @dataclass(frozen=True)
@@ -65,20 +70,33 @@ class WeekCount:
 def evidence_svg(points: list[EvidencePoint]) -> str:
     """Two panels over the versions: the forgotten union's membership AUC with its interval against the
     50% of samples never seen, and test accuracy against the original's. ValueError on bad values."""
-    if not points:
-        return _empty_svg(EVIDENCE_TITLE, "No model version has been audited yet.")
-    points = _checked_points(points)
-    return _svg(_evidence_figure(points), EVIDENCE_TITLE, _evidence_description(points))
+    return _evidence_svg(tuple(points))
 
 
 def requests_per_week_svg(weeks: list[WeekCount]) -> str:
     """Stacked bars per week: on time (solid), late (hatched ///) and still open (white with horizontal
     lines), on a date axis, so weeks without requests show as gaps. ValueError on negative counts or a week
     given twice."""
+    return _requests_per_week_svg(tuple(weeks))
+
+
+# Drawing takes matplotlib 50-150 ms, more than the rest of a page; the plots change only when a version is
+# audited or a request received or answered, so the documents of recent inputs are kept (a few MB at most).
+# An error is raised again each time, never kept.
+@lru_cache(maxsize=_CACHED)
+def _evidence_svg(points: tuple[EvidencePoint, ...]) -> str:
+    if not points:
+        return _empty_svg(EVIDENCE_TITLE, "No model version has been audited yet.")
+    checked = _checked_points(list(points))
+    return _svg(_evidence_figure(checked), EVIDENCE_TITLE, _evidence_description(checked))
+
+
+@lru_cache(maxsize=_CACHED)
+def _requests_per_week_svg(weeks: tuple[WeekCount, ...]) -> str:
     if not weeks:
         return _empty_svg(REQUESTS_PER_WEEK_TITLE, "No deletion request has been received yet.")
-    weeks = _checked_weeks(weeks)
-    return _svg(_requests_per_week_figure(weeks), REQUESTS_PER_WEEK_TITLE, _weeks_description(weeks))
+    checked = _checked_weeks(list(weeks))
+    return _svg(_requests_per_week_figure(checked), REQUESTS_PER_WEEK_TITLE, _weeks_description(checked))
 
 
 # ---- figures ----
@@ -86,9 +104,10 @@ def requests_per_week_svg(weeks: list[WeekCount]) -> str:
 
 def _evidence_figure(points: list[EvidencePoint]) -> Figure:
     versions = [p.version for p in points]
-    fig = Figure(figsize=(8.0, 5.2), layout="constrained")
+    fig = Figure(figsize=(8.0, 5.2))
     FigureCanvasAgg(fig)
     auc_ax, acc_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    fig.subplots_adjust(left=0.085, right=0.765, bottom=0.095, top=0.885, hspace=0.22)  # see _LAYOUT
     fig.suptitle(EVIDENCE_TITLE)
     few = len(points) <= 60  # beyond that markers and error bars would hide the line
 
@@ -138,9 +157,10 @@ def _requests_per_week_figure(weeks: list[WeekCount]) -> Figure:
     on_time = [w.on_time for w in weeks]
     late = [w.late for w in weeks]
     still_open = [w.open for w in weeks]
-    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
+    fig = Figure(figsize=(8.0, 3.6))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    fig.subplots_adjust(left=0.085, right=0.835, bottom=0.175, top=0.9)  # see _LAYOUT
     # bars span the week from its first day (align=edge), a day short of the next so neighbours stay apart
     bar = {"width": 6.0, "align": "edge", "edgecolor": "black", "linewidth": 0.6}
     ax.bar(starts, on_time, color=_GREEN, label="on time", **bar)
@@ -239,7 +259,7 @@ def _empty_svg(title: str, description: str) -> str:
 
 
 def _empty_figure(title: str) -> Figure:
-    fig = Figure(figsize=(4.0, 1.4), layout="constrained")
+    fig = Figure(figsize=(4.0, 1.4))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.set_axis_off()

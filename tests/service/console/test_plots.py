@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import matplotlib
 import pytest
 
+from service.console import plots
 from service.console.plots import (
     ACCURACY_LABEL,
     AUC_LABEL,
@@ -24,6 +25,13 @@ from service.console.plots import (
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(autouse=True)
+def _drawn_afresh() -> None:
+    """Each test draws its plots rather than reading documents an earlier test left in the cache."""
+    plots._evidence_svg.cache_clear()
+    plots._requests_per_week_svg.cache_clear()
 
 
 def _point(version: int, auc: float | None = 52.0, acc: float | None = 90.5) -> EvidencePoint:
@@ -156,10 +164,27 @@ def test_a_negative_count_or_a_repeated_week_is_a_clear_error():
         requests_per_week_svg([WeekCount(dt.date(2026, 1, 5), 1, 0, 0)] * 2)
 
 
-def test_the_same_input_gives_the_same_document():
-    # the console may cache or compare the SVG (an ETag): no timestamp, no random element ids
-    assert evidence_svg([_point(1), _point(2)]) == evidence_svg([_point(1), _point(2)])
-    assert requests_per_week_svg(_weeks()) == requests_per_week_svg(_weeks())
+def test_the_same_input_draws_the_same_document():
+    # no timestamp, no random element ids: a document drawn again equals the one kept
+    first = evidence_svg([_point(1), _point(2)]), requests_per_week_svg(_weeks())
+    plots._evidence_svg.cache_clear()
+    plots._requests_per_week_svg.cache_clear()
+    assert (evidence_svg([_point(1), _point(2)]), requests_per_week_svg(_weeks())) == first
+
+
+def test_a_changed_input_is_drawn_anew_not_served_from_the_kept_documents():
+    before = requests_per_week_svg(_weeks())
+    changed = _weeks()
+    changed[-1] = WeekCount(changed[-1].week_start, on_time=99, late=0, open=0)
+    after = requests_per_week_svg(changed)
+    assert after != before
+    assert "159 on time, 4 late, 10 still open" in _parsed(after).find(f"{SVG}desc").text
+
+
+def test_bad_input_is_refused_every_time_it_comes():
+    for _ in range(2):
+        with pytest.raises(ValueError, match="must not be negative"):
+            requests_per_week_svg([WeekCount(dt.date(2026, 1, 5), -1, 0, 0)])
 
 
 def test_rendering_leaves_matplotlibs_settings_as_they_were():
@@ -172,10 +197,15 @@ def test_rendering_leaves_matplotlibs_settings_as_they_were():
 def test_concurrent_renders_each_give_text_as_text():
     # the console renders in a thread pool; one thread's settings must not leak into another's drawing
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(evidence_svg([_point(1), _point(2)]))) for _ in range(4)]
+
+    def render(version: int) -> None:  # a version of its own per thread: each one draws, none is served kept
+        results.append(evidence_svg([_point(1), _point(version)]))
+
+    threads = [threading.Thread(target=render, args=(v,)) for v in range(2, 6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(results) == 4 and len(set(results)) == 1
-    assert EVIDENCE_TITLE in _texts(_parsed(results[0]))
+    assert len(results) == 4
+    for svg in results:
+        assert EVIDENCE_TITLE in _texts(_parsed(svg))  # a <text>, not glyph paths
