@@ -1,11 +1,14 @@
 """The governance console in a real browser (issue 11): sign in with the demo's key, find a request by the subject's
-request ID, read its verdict and evidence, download its certificate; another tenant gets a 404 page, a revoked key
-is signed out, and the sign-in form works from the keyboard alone. Each page is photographed at a laptop (1280 px)
-and a tablet (768 px) width as a test artefact; UNLEARN_WRITE_DOCS_SCREENSHOTS=1 also writes the README's two.
+request ID, read its verdict and evidence, download its certificate and the suppression list; another tenant gets a
+404 page, a revoked key is signed out, the sign-in form works from the keyboard alone. Each page is photographed at
+a laptop (1280 px) and a tablet (768 px) width as a test artefact; UNLEARN_WRITE_DOCS_SCREENSHOTS=1 also writes
+the README's two (docs/console-overview.png, docs/console-request.png).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -16,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from service.console.service import PAGE_SIZE
 from tests.browser.conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, REPO, SUBJECT_REQUEST_ID, Console
 from unlearning_client import Client, verify_certificate
 
@@ -93,6 +97,10 @@ def _screenshots(browser: Chrome, folder: Path, name: str, *, docs: str | None =
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": min(height, MAX_SHOT_HEIGHT)})
+        broken = browser.execute_script(
+            "return [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+        )
+        assert broken == [], f"{name}: images that did not load (under the console's CSP): {broken}"
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow} px at {width} px"
         shot = folder / f"console-{name}-{width}.png"
@@ -106,6 +114,20 @@ def _request_link(browser: Chrome, console: Console) -> WebElement:
     from selenium.webdriver.common.by import By
 
     return browser.find_element(By.CSS_SELECTOR, f"a[href$='/console/requests/{console.request.id}']")
+
+
+def _download(browser: Chrome, link: WebElement, folder: Path) -> Path:
+    """Click a download link and return the file Chrome saved, once whole (Chrome writes a .crdownload first)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+    link.click()
+    saved = WebDriverWait(browser, PAGE_WAIT_S).until(
+        lambda _: [f for f in folder.iterdir() if f.suffix != ".crdownload"], f"nothing was saved from {link.text}"
+    )
+    assert len(saved) == 1, saved
+    return saved[0]
 
 
 def _unsigned(summary: dict[str, Any]) -> dict[str, Any]:
@@ -186,20 +208,14 @@ def test_the_certificate_link_downloads_the_apis_signed_certificate(
     href = link.get_attribute("href")
     assert urlsplit(href).path == f"/console/requests/{console.request.id}/certificate.json"
     # a real download: Chrome saves the file where it is told, under the name the server gives it
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    link.click()
-    saved = WebDriverWait(browser, PAGE_WAIT_S).until(
-        lambda _: [f for f in downloads.iterdir() if f.suffix == ".json"], "the certificate was never saved"
-    )
-    assert [f.name for f in saved] == [f"certificate-{console.request.id}.json"]
+    saved = _download(browser, link, tmp_path / "downloads")
+    assert saved.name == f"certificate-{console.request.id}.json"
     headers = {"Authorization": f"Bearer {console.key}"}
     from_api = httpx.get(f"{console.url}/v1/models/{console.model_id}/versions/{console.request.version}/certificate",
                          headers=headers, timeout=30)  # fmt: skip
     with Client(console.url, console.key) as api:
         key = api.get_signing_key()
-    summary = verify_certificate(json.loads(saved[0].read_bytes()), key)
+    summary = verify_certificate(json.loads(saved.read_bytes()), key)
     assert summary["version"] == console.request.version and str(console.request.id) in summary["request_ids"]
     # certificates are signed on demand: the two differ only in when they were signed
     assert _unsigned(summary) == _unsigned(verify_certificate(from_api.json(), key))
@@ -278,3 +294,51 @@ def test_the_model_pages_show_its_versions_and_suppression_list(
     text = _text(browser)
     assert all(sample in text for sample in console.forgotten)
     _screenshots(browser, artifacts, "forgotten-samples")
+
+
+def test_the_suppression_list_is_searched_by_sample_id_and_downloads_as_the_apis_csv(
+    browser: Chrome, console: Console, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _sign_in(browser, console, console.key)
+    browser.get(f"{console.url}/console/models/{console.model_id}/forgotten-samples")
+    field = _field_by_label(browser, "Sample ID")
+    field.send_keys(console.forgotten[1])
+    field.find_element(By.XPATH, "./ancestor::form//*[@type='submit']").click()
+    WebDriverWait(browser, PAGE_WAIT_S).until(lambda b: "sample_id=" in b.current_url)
+    rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+    assert [row.find_element(By.TAG_NAME, "th").text for row in rows] == [console.forgotten[1]]
+    link = browser.find_element(By.XPATH, "//a[contains(@href, '/forgotten-samples.csv')]")
+    saved = _download(browser, link, tmp_path / "downloads")
+    with Client(console.url, console.key) as api:
+        from_api = api.download_forgotten_samples(console.model_id, tmp_path / "from-api.csv")
+    assert saved.suffix == ".csv" and saved.read_bytes() == from_api.read_bytes()
+    assert set(console.forgotten) <= {row["sample_id"] for row in csv.DictReader(io.StringIO(saved.read_text()))}
+
+
+def test_the_request_list_pages_through_every_request_by_its_next_page_link(browser: Chrome, console: Console) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with Client(console.url, console.key) as api:
+        # more than a page: requests for a sample forgotten already are recorded and completed at once, no job
+        for n in range(PAGE_SIZE):
+            api.submit_deletion_request(console.model_id, console.forgotten[:1], subject_request_id=f"repeat-{n}")
+        every = {f"/console/requests/{request.id}" for request in api.iter_deletion_requests()}
+    _sign_in(browser, console, console.key)
+    browser.get(f"{console.url}/console/requests")
+    listed, pages = [], 0
+    while True:
+        pages += 1
+        links = browser.find_elements(By.CSS_SELECTOR, "table a[href*='/console/requests/']")
+        assert 0 < len(links) <= PAGE_SIZE
+        listed += [urlsplit(link.get_attribute("href")).path for link in links]
+        following = browser.find_elements(By.LINK_TEXT, "Next page")
+        if not following:
+            break
+        following[0].click()
+        WebDriverWait(browser, PAGE_WAIT_S).until(expected_conditions.staleness_of(following[0]))
+    assert pages >= 2 and len(listed) == len(set(listed)) and set(listed) == every
