@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -117,7 +118,7 @@ def _evidence_figure(points: list[EvidencePoint]) -> Figure:
     high = _series(p.union_auc_high if p.union_auc is not None else None for p in points)
     if any(math.isfinite(v) for v in low) and any(math.isfinite(v) for v in high):
         auc_ax.fill_between(
-            versions, low, high, color=_BLUE, alpha=0.18, hatch="//", edgecolor=_BLUE, linewidth=0,
+            versions, low, high, color=_BLUE, alpha=0.18, linewidth=0,
             label="AUC interval",
         )  # fmt: skip
         if few:
@@ -280,8 +281,41 @@ def _svg(fig: Figure, title: str, description: str) -> str:
     buffer = io.StringIO()
     with _svg_settings():
         fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    # the root's first children name the image for screen readers (role=img takes its name from <title>)
+    svg = _STYLE_ELEMENT.sub("", buffer.getvalue(), count=1)
+    svg = _STYLED_TAG.sub(_presentation_attributes, svg)
+    # the root's first children name the image for screen readers (role=img takes its name from <title>);
+    # the root's line joins and caps stand in for the <style> element taken out, and are inherited
     root_tag_end = svg.index(">", svg.index("<svg"))  # the '>' closing the root's opening tag
-    accessible = f' role="img">\n <title>{escape(title)}</title>\n <desc>{escape(description)}</desc>'
+    accessible = (
+        f' role="img" stroke-linejoin="round" stroke-linecap="butt">'
+        f"\n <title>{escape(title)}</title>\n <desc>{escape(description)}</desc>"
+    )
     return svg[:root_tag_end] + accessible + svg[root_tag_end + 1 :]
+
+
+# The console's Content-Security-Policy (style-src 'self') blocks inline CSS: a plot opened on its own would
+# draw every shape black. matplotlib writes its styles as style="..." attributes and one <style> element;
+# every property it uses (fill, stroke, font-size, text-anchor, ...) is also an SVG presentation attribute,
+# which no policy blocks, so each declaration becomes one.
+_STYLE_ELEMENT = re.compile(r"\s*<style[^>]*>[^<]*</style>")
+_STYLED_TAG = re.compile(r'<[a-zA-Z]+\s[^>]*\bstyle="[^"]*"[^>]*>')
+_STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
+
+
+def _presentation_attributes(tag: re.Match[str]) -> str:
+    text = tag.group(0)
+    declarations = _STYLE_ATTRIBUTE.search(text)
+    assert declarations is not None  # _STYLED_TAG matched it
+    text = text[: declarations.start()] + text[declarations.end() :]
+    for declaration in declarations.group(1).split(";"):
+        name, _, value = (part.strip() for part in declaration.partition(":"))
+        if not name:
+            continue
+        value = value.replace('"', "'")
+        existing = re.compile(rf'\s{re.escape(name)}="[^"]*"')
+        if existing.search(text):  # the style's value wins, as it did over the attribute
+            text = existing.sub(f' {name}="{value}"', text, count=1)
+        else:
+            end = len(text) - (2 if text.endswith("/>") else 1)
+            text = f'{text[:end]} {name}="{value}"{text[end:]}'
+    return text
