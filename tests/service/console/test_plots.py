@@ -164,8 +164,11 @@ def test_a_negative_count_or_a_repeated_week_is_a_clear_error():
         requests_per_week_svg([WeekCount(dt.date(2026, 1, 5), 1, 0, 0)] * 2)
 
 
-@pytest.mark.parametrize("draw", [lambda: evidence_svg([_point(1), _point(2, auc=None)]), lambda: requests_per_week_svg(_weeks()),
-                                  lambda: evidence_svg([])])  # fmt: skip
+@pytest.mark.parametrize(
+    "draw",
+    [lambda: evidence_svg([_point(1), _point(2, auc=None)]), lambda: requests_per_week_svg(_weeks()),
+     lambda: evidence_svg([])],
+)  # fmt: skip
 def test_a_plot_needs_no_inline_css_so_the_consoles_content_security_policy_lets_it_draw(draw):
     # style-src 'self' blocks style="..." and <style>: a plot opened on its own would be drawn all black
     root = _parsed(draw())
