@@ -13,19 +13,22 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from service.console.service import PAGE_SIZE
 from tests.browser.conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, REPO, SUBJECT_REQUEST_ID, Console
 from unlearning_client import Client, verify_certificate
-
-if TYPE_CHECKING:
-    from selenium.webdriver import Chrome
-    from selenium.webdriver.remote.webelement import WebElement
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=NO_BROWSER)]
 
@@ -43,14 +46,11 @@ def _path(browser: Chrome) -> str:
 
 
 def _wait_for_path(browser: Chrome, path: str) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
     WebDriverWait(browser, PAGE_WAIT_S).until(lambda b: _path(b) == path, f"never reached {path}")
 
 
 def _field_by_label(browser: Chrome, label: str) -> WebElement:
     """The form control a <label> names: found the way a screen reader announces it, so an unlabelled field fails."""
-    from selenium.webdriver.common.by import By
 
     element = browser.find_element(By.XPATH, f"//label[contains(normalize-space(), '{label}')]")
     target = element.get_attribute("for")
@@ -58,8 +58,6 @@ def _field_by_label(browser: Chrome, label: str) -> WebElement:
 
 
 def _sign_in(browser: Chrome, console: Console, key: str) -> None:
-    from selenium.webdriver.common.by import By
-
     browser.get(f"{console.url}/console/sign-in")
     field = _field_by_label(browser, "API key")
     assert field.get_attribute("name") == "api_key" and field.get_attribute("type") == "password"
@@ -83,8 +81,6 @@ def _document_status(browser: Chrome, url: str) -> int:
 
 
 def _text(browser: Chrome) -> str:
-    from selenium.webdriver.common.by import By
-
     return browser.find_element(By.TAG_NAME, "body").text
 
 
@@ -96,7 +92,8 @@ def _screenshots(browser: Chrome, folder: Path, name: str, *, docs: str | None =
         metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
         height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": min(height, MAX_SHOT_HEIGHT)})
+        metrics["height"] = min(height, MAX_SHOT_HEIGHT)
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
         broken = browser.execute_script(
             "return [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
         )
@@ -110,15 +107,8 @@ def _screenshots(browser: Chrome, folder: Path, name: str, *, docs: str | None =
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
-def _request_link(browser: Chrome, console: Console) -> WebElement:
-    from selenium.webdriver.common.by import By
-
-    return browser.find_element(By.CSS_SELECTOR, f"a[href$='/console/requests/{console.request.id}']")
-
-
 def _download(browser: Chrome, link: WebElement, folder: Path) -> Path:
     """Click a download link and return the file Chrome saved, once whole (Chrome writes a .crdownload first)."""
-    from selenium.webdriver.support.ui import WebDriverWait
 
     folder.mkdir()
     browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
@@ -141,8 +131,6 @@ def _unsigned(summary: dict[str, Any]) -> dict[str, Any]:
 def test_the_demo_key_signs_in_to_the_overview_which_never_shows_the_key(
     browser: Chrome, console: Console, artifacts: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     browser.get(f"{console.url}/console/sign-in")
     _screenshots(browser, artifacts, "sign-in")
     _sign_in(browser, console, console.key)
@@ -156,18 +144,14 @@ def test_the_demo_key_signs_in_to_the_overview_which_never_shows_the_key(
 def test_a_request_is_found_by_its_subject_request_id_through_the_lists_filter(
     browser: Chrome, console: Console, artifacts: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     _sign_in(browser, console, console.key)
     browser.get(f"{console.url}/console/requests")
     # the fixture's other request is listed too, until the filter leaves only ours
-    assert len(browser.find_elements(By.CSS_SELECTOR, "a[href*='/console/requests/']")) >= 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table a[href*='/console/requests/']")) >= 2
     _screenshots(browser, artifacts, "requests")
     field = browser.find_element(By.NAME, "subject_request_id")
     field.send_keys(SUBJECT_REQUEST_ID)
     field.find_element(By.XPATH, "./ancestor::form//*[@type='submit']").click()
-    from selenium.webdriver.support.ui import WebDriverWait
-
     WebDriverWait(browser, PAGE_WAIT_S).until(lambda b: "subject_request_id=" in b.current_url)
     assert parse_qs(urlsplit(browser.current_url).query)["subject_request_id"] == [SUBJECT_REQUEST_ID]
     links = browser.find_elements(By.CSS_SELECTOR, "table a[href*='/console/requests/']")
@@ -180,8 +164,6 @@ def test_a_request_is_found_by_its_subject_request_id_through_the_lists_filter(
 def test_the_request_page_shows_the_verdict_and_each_samples_evidence(
     browser: Chrome, console: Console, artifacts: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     with Client(console.url, console.key) as api:
         verdict = api.get_audit(console.model_id, console.request.version).verdict
     _sign_in(browser, console, console.key)
@@ -199,9 +181,6 @@ def test_the_request_page_shows_the_verdict_and_each_samples_evidence(
 def test_the_certificate_link_downloads_the_apis_signed_certificate(
     browser: Chrome, console: Console, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     _sign_in(browser, console, console.key)
     browser.get(f"{console.url}/console/requests/{console.request.id}")
     link = browser.find_element(By.XPATH, "//a[contains(translate(normalize-space(), 'C', 'c'), 'certificate')]")
@@ -250,9 +229,6 @@ def test_a_revoked_key_is_signed_out_on_its_next_page_load(browser: Chrome, cons
 
 
 def test_the_sign_in_form_works_with_tab_and_enter_alone(browser: Chrome, console: Console) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
     browser.get(f"{console.url}/console/sign-in")
     for _ in range(10):  # the field may have the focus at once; otherwise past a skip link and the header's links
         if browser.switch_to.active_element.get_attribute("name") == "api_key":
@@ -265,8 +241,6 @@ def test_the_sign_in_form_works_with_tab_and_enter_alone(browser: Chrome, consol
 
 
 def test_the_headers_sign_out_button_ends_the_session(browser: Chrome, console: Console) -> None:
-    from selenium.webdriver.common.by import By
-
     _sign_in(browser, console, console.key)
     browser.find_element(By.XPATH, "//header//button[contains(normalize-space(), 'Sign out')]").click()
     _wait_for_path(browser, "/console/sign-in")
@@ -299,9 +273,6 @@ def test_the_model_pages_show_its_versions_and_suppression_list(
 def test_the_suppression_list_is_searched_by_sample_id_and_downloads_as_the_apis_csv(
     browser: Chrome, console: Console, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     _sign_in(browser, console, console.key)
     browser.get(f"{console.url}/console/models/{console.model_id}/forgotten-samples")
     field = _field_by_label(browser, "Sample ID")
@@ -319,10 +290,6 @@ def test_the_suppression_list_is_searched_by_sample_id_and_downloads_as_the_apis
 
 
 def test_the_request_list_pages_through_every_request_by_its_next_page_link(browser: Chrome, console: Console) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
     with Client(console.url, console.key) as api:
         # more than a page: requests for a sample forgotten already are recorded and completed at once, no job
         for n in range(PAGE_SIZE):
