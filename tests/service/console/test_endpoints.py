@@ -24,7 +24,7 @@ from service.settings import Settings
 from service.tables import Base
 from tests.service import tiny
 from tests.service.console.conftest import sign_in
-from tests.service.factories import TenantKey
+from tests.service.factories import TenantKey, tamper_with_event
 
 HTML = "text/html"
 
@@ -280,6 +280,17 @@ def test_the_request_list_pages_with_a_next_page_link_carrying_the_filters(
         if url is not None:
             assert "regulation=gdpr" in url and "page_token=" in url
     assert seen == [f"ticket-{i}" for i in range(5)]
+
+
+def test_a_request_page_says_when_the_event_chain_does_not_verify(
+    client: TestClient, browser: TestClient, tenant: TenantKey, model: dict[str, Any], database_url: str
+) -> None:
+    accepted = _submit(client, tenant, model["id"], [5])
+    tamper_with_event(database_url, seq=2)
+    sign_in(browser, tenant.key)
+    page = browser.get(f"/console/requests/{accepted['id']}")
+    assert page.status_code == 200
+    assert "event chain does NOT verify: broken at event seq 2" in page.text
 
 
 # ---- the suppression list ----

@@ -1,5 +1,6 @@
-"""What the console's pages are built from: requests per week by how they stand against their due dates, and the
-request list's form fields read as the API's filters."""
+"""What the console's pages are built from: requests per week by how they stand against their due dates, the
+request list's form fields read as the API's filters, and the event chain's verification (a full walk, then the
+events appended since)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 from service.console import service as console
 from service.db import session_factory
 from service.errors import Unprocessable
+from service.events import service as events
 from service.settings import Settings
 from service.tables import DeletionRequest, RequestStatus, utcnow
 from service.tenants.service import Principal
-from tests.service.factories import TenantKey
+from tests.service.factories import TenantKey, tamper_with_event
 
 TODAY = utcnow().date()
 THIS_MONDAY = TODAY - timedelta(days=TODAY.weekday())
@@ -84,3 +86,51 @@ def test_a_bad_filter_is_a_422_naming_the_query_parameter(params: dict[str, list
     with pytest.raises(Unprocessable) as raised:
         console.request_query(params)
     assert raised.value.errors and raised.value.errors[0].location[:2] == ["query", next(iter(params))]
+
+
+# ---- the event chain's verification ----
+
+
+def _chain(settings: Settings) -> console.ChainStatus:
+    with session_factory(settings.database_url)() as session:
+        return console.chain_status(session)
+
+
+def _append(settings: Settings, count: int) -> None:
+    with session_factory(settings.database_url)() as session, session.begin():
+        for i in range(count):
+            events.append(session, event_type="test.event", subject_type="test", subject_id=str(i), actor="test",
+                          tenant_id=None, data={"i": i})  # fmt: skip
+
+
+def test_the_first_check_walks_the_whole_chain_and_names_a_broken_row(
+    settings: Settings, tenant: TenantKey
+) -> None:
+    tamper_with_event(settings.database_url, seq=1)
+    status = _chain(settings)
+    assert not status.verdict.ok and status.verdict.broken_seq == 1
+
+
+def test_later_checks_verify_the_events_appended_since_and_find_one_altered(
+    settings: Settings, tenant: TenantKey
+) -> None:
+    first = _chain(settings)
+    assert first.verdict.ok
+    _append(settings, 3)
+    second = _chain(settings)
+    assert second.verdict.ok and second.verdict.count == first.verdict.count + 3
+    assert second.walked_at == first.walked_at  # no second full walk
+    _append(settings, 2)
+    tamper_with_event(settings.database_url, seq=second.verdict.count + 2)
+    third = _chain(settings)
+    assert not third.verdict.ok and third.verdict.broken_seq == second.verdict.count + 2
+
+
+def test_an_old_event_altered_after_a_check_is_found_by_the_next_full_walk(
+    settings: Settings, tenant: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _chain(settings).verdict.ok
+    tamper_with_event(settings.database_url, seq=1)
+    monkeypatch.setattr(console, "FULL_WALK_EVERY", timedelta(0))
+    status = _chain(settings)
+    assert not status.verdict.ok and status.verdict.broken_seq == 1
