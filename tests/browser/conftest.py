@@ -116,8 +116,9 @@ def browser() -> Iterator[Chrome]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
                 "--no-first-run", "--disable-extensions"):  # fmt: skip
         options.add_argument(arg)
-    # the performance log carries each response's status: the only way a WebDriver test sees a 404
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    # the performance log carries each response's status (the only way a WebDriver test sees a 404), the browser
+    # log the page's script errors and what the Content-Security-Policy blocked
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         yield driver
