@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import random
 import shlex
 import sys
@@ -81,6 +82,8 @@ class Ledger:
     seeded: int  # deletion requests posted onto the ledger model
     requests: int  # deletion requests in the ledger (seeded and completed)
     seed_seconds: float
+    seeded_job_requests: int | None = None  # requests on the seeded request's job (queued requests share one)
+    load_average: tuple[float | None, float | None] = (None, None)  # 1-minute, before and after the timing
     notes: list[str] = field(default_factory=list)
 
 
@@ -315,14 +318,19 @@ def run(plan: Plan, root: Path) -> tuple[Ledger, list[dict[str, Any]], list[str]
                                               ids_per_request=plan.ids_per_request, seed=plan.seed))  # fmt: skip
         seed_seconds = time.perf_counter() - started
         _say(f"  seeded in {seed_seconds:.0f} s")
+        with Client(base_url, admin_key, timeout=REQUEST_TIMEOUT_S, retry=NO_RETRIES) as api:
+            job_id = api.get_deletion_request(seeded_id).job_id
+            job_requests = None if job_id is None else len(api.get_job(job_id).request_ids)
         ledger = Ledger(
             demo_model_id=str(demo["model_id"]), ledger_model_id=str(ledger_model.id),
             completed_request_id=completed_id, seeded_request_id=seeded_id,
             audited_version=max((n for n in versions if n > 1), default=None),
             seeded=plan.requests, requests=plan.requests + plan.completed, seed_seconds=round(seed_seconds, 1),
+            seeded_job_requests=job_requests,
         )  # fmt: skip
         # 3. The pages, signed in with the read key, one request at a time.
         rows: list[dict[str, Any]] = []
+        load_before = _load_average()
         with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as console:
             refused = sign_in(console, read_key)
             for page in pages(ledger):
@@ -335,7 +343,16 @@ def run(plan: Plan, root: Path) -> tuple[Ledger, list[dict[str, Any]], list[str]
             if refused is not None:
                 notes.append(refused)
                 _say(refused)
+        ledger.load_average = (load_before, _load_average())
     return ledger, rows, notes
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average: other work on a shared machine slows every page alike."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 # ---- output ----
@@ -386,13 +403,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"Command: `{report['command']}`",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['os']}; {m['date']}. "
-        f"Note: {m['note']}.",
+        f"Note: {m['note']}; its 1-minute load average was {_cell(m['load_average_1m']['before'])} before the "
+        f"pages were timed and {_cell(m['load_average_1m']['after'])} after.",
         "",
         f"Ledger ({report['database']}): the digits demo with {report['completed_requests']} request(s) completed by "
         f"the service's executor, and {report['seeded_requests']} requests of {report['ids_per_request']} IDs each "
         f"posted through the API onto a second model, received over the last {SEED_WEEKS} weeks (a third each under "
         f"gdpr, ccpa and none), left queued (the server runs without its executor while timed); "
-        f"{ledger['requests']} requests in all, seeded in {ledger['seed_seconds']} s.",
+        f"{ledger['requests']} requests in all, seeded in {ledger['seed_seconds']} s. The service queues one job "
+        f"per model and later requests join it: the seeded requests' job holds {_cell(ledger['seeded_job_requests'])} "
+        "of them.",
         "",
         f"Each page is requested once untimed (`first_ms`: lazy imports, cold caches), then {report['repetitions']} "
         "times one after another, signed in with a read-scope key; a time runs from the call to the whole body "
@@ -409,6 +429,37 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("notes"):
         out += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     return "\n".join(out) + "\n"
+
+
+def build_report(plan: Plan, ledger: Ledger, rows: list[dict[str, Any]], notes: list[str], *,
+                 command: str) -> dict[str, Any]:  # fmt: skip
+    machine = machine_info({}, [])
+    machine["note"] = "the benchmark client and the API server share this machine, with whatever else runs on it"
+    machine["load_average_1m"] = {"before": ledger.load_average[0], "after": ledger.load_average[1]}
+    report: dict[str, Any] = {
+        "machine": machine,
+        "command": command,
+        "target_ms": TARGET_MS,
+        "database": plan.database,
+        "seeded_requests": plan.requests,
+        "completed_requests": plan.completed,
+        "ids_per_request": plan.ids_per_request,
+        "repetitions": plan.repetitions,
+        "ledger": {
+            "requests": ledger.requests,
+            "seed_seconds": ledger.seed_seconds,
+            "demo_model_id": ledger.demo_model_id,
+            "ledger_model_id": ledger.ledger_model_id,
+            "completed_request_id": ledger.completed_request_id,
+            "audited_version": ledger.audited_version,
+            "seeded_job_requests": ledger.seeded_job_requests,
+        },
+        "pages": rows,
+        "missing": sorted({r["page"] for r in rows if r["missing"]}),
+        "notes": [*ledger.notes, *notes],
+    }
+    report["verdict"] = verdict(report)
+    return report
 
 
 # ---- command line ----
@@ -466,30 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchError, UnlearningError) as exc:  # UnlearningError: a set-up call the service refused
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    machine = machine_info({}, [])
-    machine["note"] = "the benchmark client and the API server share this machine, with whatever else runs on it"
-    report: dict[str, Any] = {
-        "machine": machine,
-        "command": shlex.join(["python", "-m", "tools.console_bench", *argv]),
-        "target_ms": TARGET_MS,
-        "database": args.database,
-        "seeded_requests": args.requests,
-        "completed_requests": args.completed,
-        "ids_per_request": args.ids,
-        "repetitions": args.repetitions,
-        "ledger": {
-            "requests": ledger.requests,
-            "seed_seconds": ledger.seed_seconds,
-            "demo_model_id": ledger.demo_model_id,
-            "ledger_model_id": ledger.ledger_model_id,
-            "completed_request_id": ledger.completed_request_id,
-            "audited_version": ledger.audited_version,
-        },
-        "pages": rows,
-        "missing": sorted({r["page"] for r in rows if r["missing"]}),
-        "notes": [*ledger.notes, *notes],
-    }
-    report["verdict"] = verdict(report)
+    report = build_report(plan, ledger, rows, notes, command=shlex.join(["python", "-m", "tools.console_bench", *argv]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

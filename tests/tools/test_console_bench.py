@@ -70,6 +70,26 @@ def test_the_verdict_names_each_page_that_misses_the_target_or_is_missing() -> N
     assert not any(line.startswith("/console/ (") for line in lines)
 
 
+def test_the_markdown_shows_each_page_its_verdict_and_the_machines_load() -> None:
+    plan = console_bench.Plan(requests=300, ids_per_request=5, repetitions=2, completed=0, database="sqlite",
+                              postgres_url="", seed=0)  # fmt: skip
+    ledger = _ledger()
+    ledger.load_average = (1.5, 2.25)
+    rows = [
+        page_row(Page("/console/", "/console/"), status=200, first_ms=1.0, latencies_ms=[10.0, 12.0], errors=0,
+                 size=100),  # fmt: skip
+        page_row(Page("/console/models", "/console/models"), status=404, first_ms=None, latencies_ms=[], errors=0,
+                 size=None),  # fmt: skip
+    ]
+    report = console_bench.build_report(plan, ledger, rows, ["a note"], command="python -m tools.console_bench")
+    assert report["missing"] == ["/console/models"]
+    text = console_bench.markdown(report)
+    assert "| /console/ | - | 200 | 2 | 0 | 1.0 | 11.0 | 11.9 | 12.0 | 100 | yes |" in text
+    assert "| /console/models | - | 404 |" in text and "| missing |" in text
+    assert "load average was 1.5 before the pages were timed and 2.25 after" in text
+    assert "- a note" in text
+
+
 @pytest.mark.slow
 def test_a_small_real_run_writes_every_key(tmp_path: Path) -> None:
     out = tmp_path / "console"
