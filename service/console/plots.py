@@ -108,7 +108,7 @@ def _evidence_figure(points: list[EvidencePoint]) -> Figure:
     fig = Figure(figsize=(8.0, 5.2))
     FigureCanvasAgg(fig)
     auc_ax, acc_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    fig.subplots_adjust(left=0.085, right=0.765, bottom=0.095, top=0.885, hspace=0.22)  # see _LAYOUT
+    fig.subplots_adjust(left=0.105, right=0.765, bottom=0.095, top=0.885, hspace=0.22)  # see _LAYOUT
     fig.suptitle(EVIDENCE_TITLE)
     few = len(points) <= 60  # beyond that markers and error bars would hide the line
 
@@ -148,8 +148,9 @@ def _evidence_figure(points: list[EvidencePoint]) -> Figure:
     _legend_outside(acc_ax)
     if all(p.test_acc is None and p.original_test_acc is None for p in points):
         acc_ax.text(0.5, 0.5, "no accuracy measured yet", transform=acc_ax.transAxes, ha="center", color=_GREY)
-    if len(versions) == 1:  # one point would sit on an axis edge
-        acc_ax.set_xlim(versions[0] - 1, versions[0] + 1)
+    # the first and last versions' markers and error bars clear the axes' edges (one version: centred)
+    pad = max(0.5 if len(versions) > 1 else 1.0, 0.02 * (versions[-1] - versions[0]))
+    acc_ax.set_xlim(versions[0] - pad, versions[-1] + pad)
     return fig
 
 
@@ -161,7 +162,7 @@ def _requests_per_week_figure(weeks: list[WeekCount]) -> Figure:
     fig = Figure(figsize=(8.0, 3.6))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    fig.subplots_adjust(left=0.085, right=0.835, bottom=0.175, top=0.9)  # see _LAYOUT
+    fig.subplots_adjust(left=0.105, right=0.835, bottom=0.175, top=0.9)  # see _LAYOUT
     # bars span the week from its first day (align=edge), a day short of the next so neighbours stay apart
     bar = {"width": 6.0, "align": "edge", "edgecolor": "black", "linewidth": 0.6}
     ax.bar(starts, on_time, color=_GREEN, label="on time", **bar)
