@@ -13,8 +13,15 @@
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (response) {
           if (response.redirected || !response.ok) {
-            // signed out (the session ended, the key was revoked): let the server say where to go
-            window.location.reload();
+            // signed out (the session ended, the key was revoked): show the sign-in page the server chose, with
+            // its message, and come back to this page, not to the fragment, after signing in again
+            var target = new URL(response.url, window.location.href);
+            if (response.redirected && target.pathname === "/console/sign-in") {
+              target.searchParams.set("next", window.location.pathname + window.location.search);
+              window.location.assign(target.toString());
+            } else {
+              window.location.reload();
+            }
             return null;
           }
           return response.text();
