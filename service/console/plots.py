@@ -42,6 +42,7 @@ _BLUE, _ORANGE, _GREEN, _VERMILLION, _GREY = "#0072B2", "#E69F00", "#009E73", "#
 # so a concurrent call never sees another's temporary settings (or their restoration mid-draw).
 _RENDER_LOCK = threading.Lock()
 _CACHED = 32  # documents kept per plot (see _evidence_svg)
+_ROUNDING = 1e-6  # percentage points a float sum may stray past a bound
 # _LAYOUT: margins are fixed by hand (room for the axis labels, and the legend right of the plot area) rather
 # than by matplotlib's constrained layout, which measures every text twice and doubled the time to render
 
@@ -195,22 +196,27 @@ def _legend_outside(ax: Axes, reverse: bool = False) -> None:
 
 
 def _checked_points(points: list[EvidencePoint]) -> list[EvidencePoint]:
+    """The points in version order, each value a percentage; a value a rounding error outside [0, 100] or its
+    interval (a float sum of two percentages can land a hair past 100) is taken as the bound it missed."""
     seen: set[int] = set()
+    checked = []
     for p in points:
         if p.version in seen:
             raise ValueError(f"version {p.version} is given twice")
         seen.add(p.version)
+        values = {}
         for name in ("union_auc", "union_auc_low", "union_auc_high", "test_acc", "original_test_acc"):
             value = getattr(p, name)
-            if value is not None and not (math.isfinite(value) and 0.0 <= value <= 100.0):
+            if value is not None and not (math.isfinite(value) and -_ROUNDING <= value <= 100.0 + _ROUNDING):
                 raise ValueError(f"version {p.version}: {name} must be a percentage in [0, 100], got {value}")
-        if p.union_auc is not None and p.union_auc_low is not None and p.union_auc_high is not None:
-            if not p.union_auc_low <= p.union_auc <= p.union_auc_high:
-                raise ValueError(
-                    f"version {p.version}: the interval [{p.union_auc_low}, {p.union_auc_high}] "
-                    f"does not hold union_auc {p.union_auc}"
-                )
-    return sorted(points, key=lambda p: p.version)
+            values[name] = None if value is None else min(max(float(value), 0.0), 100.0)
+        auc, low, high = values["union_auc"], values["union_auc_low"], values["union_auc_high"]
+        if auc is not None and low is not None and high is not None:
+            if not low - _ROUNDING <= auc <= high + _ROUNDING:
+                raise ValueError(f"version {p.version}: the interval [{low}, {high}] does not hold union_auc {auc}")
+            values["union_auc_low"], values["union_auc_high"] = min(low, auc), max(high, auc)
+        checked.append(EvidencePoint(version=p.version, **values))
+    return sorted(checked, key=lambda p: p.version)
 
 
 def _checked_weeks(weeks: list[WeekCount]) -> list[WeekCount]:

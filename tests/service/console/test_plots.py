@@ -1,6 +1,7 @@
 """The console's plots: valid, self-describing SVG for any ledger, from an empty one to 200 versions."""
 
 import datetime as dt
+import math
 import threading
 import xml.etree.ElementTree as ET
 
@@ -122,6 +123,14 @@ def test_two_hundred_versions_still_render():
 def test_values_that_are_not_percentages_are_a_clear_error(point, message):
     with pytest.raises(ValueError, match=message):
         evidence_svg([point])
+
+
+def test_a_rounding_error_past_a_bound_is_drawn_at_the_bound_not_refused():
+    # the original's accuracy is this version's plus the drop measured against it: a float sum can land a
+    # hair past 100
+    original = math.nextafter(100.0, 101.0)
+    root = _parsed(evidence_svg([EvidencePoint(1, 50.0, 50.0 + 1e-9, 60.0, 99.9, original)]))
+    assert "against the original's 100.0%" in root.find(f"{SVG}desc").text
 
 
 def test_a_version_given_twice_is_a_clear_error():
