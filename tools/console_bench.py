@@ -143,6 +143,8 @@ def pages(ledger: Ledger) -> list[Page]:
         Page("/console/models/{id}/evidence.svg", f"/console/models/{demo}/evidence.svg",
              "the demo model (its audited versions)"),  # fmt: skip
         Page("/console/requests-per-week.svg", "/console/requests-per-week.svg"),
+        Page("/console/fragments/jobs", "/console/fragments/jobs", "the overview's running jobs, refreshed in place"),
+        Page("/console/sign-in", "/console/sign-in", "the form"),
     ]
     if ledger.audited_version is not None:
         listed.append(Page("/console/models/{id}/versions/{n}/audit",
