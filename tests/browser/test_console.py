@@ -38,6 +38,12 @@ PAGE_WAIT_S = 30.0  # a page load on two busy cores; a bound, never asserted as 
 DOCS = REPO / "docs"
 
 
+# the console's Content-Security-Policy (service/console/endpoints.py) has no connect-src, so default-src 'none'
+# blocks console.js's fetch of /console/fragments/jobs: the overview never refreshes. Strict: once fixed these pass
+# and the marker must go.
+REFRESH_BLOCKED = pytest.mark.xfail(strict=True, reason="the console's CSP lacks connect-src 'self'")
+
+
 # ---- helpers ----
 
 
@@ -229,6 +235,39 @@ def test_a_revoked_key_is_signed_out_on_its_next_page_load(browser: Chrome, cons
     _wait_for_path(browser, "/console/sign-in")
     assert "revoked" in _text(browser) and _field_by_label(browser, "API key").is_displayed()
     assert browser.get_cookies() == []  # the session cookie went with it
+
+
+@REFRESH_BLOCKED
+def test_an_overview_left_open_goes_to_sign_in_once_its_key_is_revoked(browser: Chrome, console: Console) -> None:
+    with Client(console.url, console.key) as api:
+        reader = api.create_api_key("console reader, left open", ["read"])
+        _sign_in(browser, console, reader.key)
+        api.revoke_api_key(reader.id)
+    # nobody clicks: the running jobs' refresh finds the session ended and the page reloads to the sign-in form
+    _wait_for_path(browser, "/console/sign-in")
+    assert "revoked" in _text(browser)
+
+
+@REFRESH_BLOCKED
+def test_the_overviews_running_jobs_refresh_in_place_without_a_reload(browser: Chrome, console: Console) -> None:
+    _sign_in(browser, console, console.key)
+    jobs = browser.find_element(By.ID, "running-jobs")
+    shown = jobs.find_element(By.XPATH, "./*")
+    browser.execute_script("window.loadedOnce = true")  # a reload would forget it
+    WebDriverWait(browser, PAGE_WAIT_S).until(expected_conditions.staleness_of(shown), "the jobs never refreshed")
+    assert browser.execute_script("return window.loadedOnce === true")
+    assert jobs.find_element(By.XPATH, "./*").is_displayed()
+
+
+def test_a_wrong_key_stays_on_the_sign_in_page_with_an_error_and_no_session(browser: Chrome, console: Console) -> None:
+    browser.get(f"{console.url}/console/sign-in")
+    field = _field_by_label(browser, "API key")
+    field.send_keys("ulk_not-a-key")
+    field.find_element(By.XPATH, "./ancestor::form//*[@type='submit']").click()
+    WebDriverWait(browser, PAGE_WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, "[role='alert']"))
+    assert _path(browser) == "/console/sign-in" and _document_status(browser, browser.current_url) == 401
+    assert "unknown" in browser.find_element(By.CSS_SELECTOR, "[role='alert']").text
+    assert browser.get_cookies() == []
 
 
 def test_the_sign_in_form_works_with_tab_and_enter_alone(browser: Chrome, console: Console) -> None:
