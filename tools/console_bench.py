@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ import numpy as np
 
 from tools.loadtest import (
     ARCHITECTURE,
+    REPO_ROOT,
     Process,
     child_env,
     free_port,
@@ -402,7 +404,7 @@ def markdown(report: dict[str, Any]) -> str:
     out = [
         "# Console page times",
         "",
-        f"Command: `{report['command']}`",
+        f"Command: `{report['command']}` (revision {_cell(report['revision'])})",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['os']}; {m['date']}. "
         f"Note: {m['note']}; its 1-minute load average was {_cell(m['load_average_1m']['before'])} before the "
@@ -441,6 +443,7 @@ def build_report(plan: Plan, ledger: Ledger, rows: list[dict[str, Any]], notes: 
     report: dict[str, Any] = {
         "machine": machine,
         "command": command,
+        "revision": _revision(),
         "target_ms": TARGET_MS,
         "database": plan.database,
         "seeded_requests": plan.requests,
@@ -462,6 +465,18 @@ def build_report(plan: Plan, ledger: Ledger, rows: list[dict[str, Any]], notes: 
     }
     report["verdict"] = verdict(report)
     return report
+
+
+def _revision() -> str | None:
+    """The commit the server ran from, and whether the working tree differed from it (others' work in progress)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "service"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head} with uncommitted changes under service/" if dirty else head
 
 
 # ---- command line ----

@@ -97,7 +97,7 @@ def test_a_small_real_run_writes_every_key(tmp_path: Path) -> None:
     code = console_bench.main(["--requests", "300", "--repetitions", "2", "--completed", "0", "--out", str(out)])
     assert code == 0
     report = json.loads(out.with_suffix(".json").read_text())
-    assert {"machine", "command", "target_ms", "database", "seeded_requests", "completed_requests", "repetitions",
+    assert {"machine", "command", "revision", "target_ms", "database", "seeded_requests", "completed_requests", "repetitions",
             "ledger", "pages", "missing", "notes", "verdict"} <= set(report)  # fmt: skip
     assert report["command"].startswith("python -m tools.console_bench --requests 300 --repetitions 2 --completed 0")
     assert {"cpu", "cores", "python", "os", "date", "note"} <= set(report["machine"])
