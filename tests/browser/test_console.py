@@ -282,6 +282,18 @@ def test_the_sign_in_form_works_with_tab_and_enter_alone(browser: Chrome, consol
     _wait_for_path(browser, "/console/")
 
 
+def test_the_first_tab_offers_a_skip_link_that_moves_the_focus_past_the_header(
+    browser: Chrome, console: Console
+) -> None:
+    _sign_in(browser, console, console.key)
+    browser.get(f"{console.url}/console/requests")
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    skip = browser.switch_to.active_element
+    assert skip.tag_name == "a" and "skip" in skip.text.lower() and skip.is_displayed()
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert browser.switch_to.active_element.tag_name == "main"
+
+
 def test_the_headers_sign_out_button_ends_the_session(browser: Chrome, console: Console) -> None:
     _sign_in(browser, console, console.key)
     browser.find_element(By.XPATH, "//header//button[contains(normalize-space(), 'Sign out')]").click()
