@@ -201,6 +201,7 @@ def test_the_certificate_link_downloads_the_apis_signed_certificate(
     headers = {"Authorization": f"Bearer {console.key}"}
     from_api = httpx.get(f"{console.url}/v1/models/{console.model_id}/versions/{console.request.version}/certificate",
                          headers=headers, timeout=30)  # fmt: skip
+    assert from_api.status_code == 200, from_api.text
     with Client(console.url, console.key) as api:
         key = api.get_signing_key()
     summary = verify_certificate(json.loads(saved.read_bytes()), key)
@@ -224,6 +225,10 @@ def test_another_tenants_key_gets_the_not_found_page_for_the_request(
     model_page = f"{console.url}/console/models/{console.model_id}"
     browser.get(model_page)
     assert _document_status(browser, model_page) == 404
+    # nor does its certificate download, with the other tenant's session
+    cookies = {cookie["name"]: cookie["value"] for cookie in browser.get_cookies()}
+    certificate = httpx.get(f"{page}/certificate.json", cookies=cookies, timeout=30)
+    assert certificate.status_code == 404 and "summary" not in certificate.text
 
 
 def test_a_revoked_key_is_signed_out_on_its_next_page_load(browser: Chrome, console: Console) -> None:
