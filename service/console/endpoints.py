@@ -25,6 +25,7 @@ from service.console import session as cookies
 from service.deps import SessionDep, SettingsDep
 from service.erasure import receipts
 from service.lifecycle.states import IN_FLIGHT
+from service.pagination import MAX_PAGE_TOKEN_LENGTH
 from service.erasure.schemas import ErasureReceiptRead
 from service.errors import NotFound, ProblemError, Unauthorized
 from service.suppression import service as suppression
@@ -54,6 +55,7 @@ SIGNED_OUT_MESSAGES = {
 }
 UNKNOWN_KEY = "This API key is unknown, revoked or lacks the read scope."
 VersionNumber = Annotated[int, PathParam(ge=1, le=MAX_VERSION_NUMBER, description="the version's number")]
+PageToken = Annotated[str | None, Query(max_length=MAX_PAGE_TOKEN_LENGTH)]
 
 
 def _when(value: datetime | None) -> str:
@@ -221,7 +223,7 @@ def requests_per_week_svg(principal: Reader, session: SessionDep) -> Response:
 
 
 @router.get("/requests")
-def list_requests(request: Request, principal: Reader, session: SessionDep, page_token: str | None = None) -> HTMLResponse:
+def list_requests(request: Request, principal: Reader, session: SessionDep, page_token: PageToken = None) -> HTMLResponse:
     params = {name: request.query_params.getlist(name) for name in request.query_params}
     query = service.request_query(params)
     listed = service.list_requests(session, principal=principal, query=query, page_token=page_token)
@@ -260,7 +262,7 @@ def download_receipt(
 
 
 @router.get("/models")
-def list_models(request: Request, principal: Reader, session: SessionDep, page_token: str | None = None) -> HTMLResponse:
+def list_models(request: Request, principal: Reader, session: SessionDep, page_token: PageToken = None) -> HTMLResponse:
     listed = service.list_models(session, principal=principal, page_token=page_token)
     next_url = None if listed.next_page_token is None else "/console/models?" + urlencode(
         {"page_token": listed.next_page_token}
@@ -270,7 +272,7 @@ def list_models(request: Request, principal: Reader, session: SessionDep, page_t
 
 @router.get("/models/{model_id}")
 def model_detail(
-    request: Request, model_id: uuid.UUID, principal: Reader, session: SessionDep, page_token: str | None = None
+    request: Request, model_id: uuid.UUID, principal: Reader, session: SessionDep, page_token: PageToken = None
 ) -> HTMLResponse:
     detail = service.model_detail(session, principal=principal, model_id=model_id, page_token=page_token)
     next_url = None if detail.next_page_token is None else f"/console/models/{model_id}?" + urlencode(
@@ -299,8 +301,8 @@ def forgotten_samples(
     model_id: uuid.UUID,
     principal: Reader,
     session: SessionDep,
-    sample_id: Annotated[str | None, Query(max_length=200)] = None,
-    page_token: str | None = None,
+    sample_id: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    page_token: PageToken = None,
 ) -> HTMLResponse:
     params = {name: request.query_params.getlist(name) for name in request.query_params}
     query = service.suppression_query(params)

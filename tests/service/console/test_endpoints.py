@@ -205,6 +205,11 @@ def test_another_tenants_request_and_model_are_404_pages_without_their_data(
         "/console/requests?page_token=forged",
         "/console/requests?sort=colour",
         "/console/models?page_token=%00%00",
+        "/console/models?page_token=" + "a" * 5000,
+        "/console/models/00000000-0000-0000-0000-000000000000/forgotten-samples?sample_id=a%00b",
+        "/console/models/00000000-0000-0000-0000-000000000000/forgotten-samples?state=gone",
+        "/console/models/00000000-0000-0000-0000-000000000000/versions/0/audit",
+        "/console/requests?subject_request_id=a%00b",
     ],
 )
 def test_bad_ids_and_query_values_are_422_pages_naming_the_input(
