@@ -236,8 +236,11 @@ def list_requests(request: Request, principal: Reader, session: SessionDep, page
 
 
 @router.get("/requests/{request_id}")
-def request_detail(request: Request, request_id: uuid.UUID, principal: Reader, session: SessionDep) -> HTMLResponse:
-    detail = service.request_detail(session, principal=principal, request_id=request_id)
+def request_detail(
+    request: Request, request_id: uuid.UUID, principal: Reader, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    detail = service.request_detail(session, principal=principal, request_id=request_id,
+                                    database_url=settings.database_url)  # fmt: skip
     return page(request, "request.html", detail=detail)
 
 

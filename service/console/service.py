@@ -3,6 +3,7 @@ and plots, the console's own queries). Nothing here writes the ledger."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from service.audits import service as audits
 from service.callbacks import service as callbacks
 from service.console import repository
+from service.db import session_factory
 from service.errors import FieldProblem, NotFound, Unprocessable
 from service.events import repository as events_repo
 from service.events import service as events
@@ -194,7 +196,9 @@ class RequestDetail:
     deliveries: list[Any] = field(default_factory=list)
 
 
-def request_detail(session: Session, *, principal: Principal, request_id: uuid.UUID) -> RequestDetail:
+def request_detail(
+    session: Session, *, principal: Principal, request_id: uuid.UUID, database_url: str
+) -> RequestDetail:
     row = requests.get_request(session, principal=principal, request_id=request_id)  # 404 for another tenant's
     read = requests.read_request(session, row)
     model = models.get_model(session, principal=principal, model_id=row.model_id)
@@ -220,7 +224,7 @@ def request_detail(session: Session, *, principal: Principal, request_id: uuid.U
         request=read,
         model_name=model.name,
         events=requests.list_events(session, principal=principal, request_id=request_id),
-        chain=chain_status(session),
+        chain=chain_status(session, database_url=database_url),
         job=job,
         version=version,
         verdict=verdict,
@@ -246,17 +250,20 @@ def certificate(session: Session, *, principal: Principal, settings: Settings, r
 
 # ---- the event chain ----
 
-# How often a request's page walks the whole event chain again; in between it checks only the events appended
-# since the last walk. A full walk reads every event (about 4 s for 20,000 on one core), too slow for every page
-# of a ledger with tens of thousands; the incremental check links each new event to the last one verified, so
-# a page still names a broken link among new events at once, and one among old events at the next full walk.
+# How often the whole event chain is walked again. A full walk reads every event (3.5 s for 40,000 on one core),
+# too slow for a page, so it runs in a background thread: the first request page of a process starts it (and
+# says the chain is being verified), later pages check only the events appended since the last one verified
+# (each linked to it, so a broken link among them shows at once) and start a new walk once the last is
+# FULL_WALK_EVERY old (a row rewritten among old events shows when that walk ends). Once broken, the pages show
+# the break and walk the whole chain again.
 FULL_WALK_EVERY = timedelta(minutes=10)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ChainStatus:
-    verdict: events.ChainVerdict
-    walked_at: datetime  # when the whole chain was last walked from its first event
+    verdict: events.ChainVerdict | None  # None while the first walk is under way
+    walked_at: datetime | None  # when the whole chain was last walked from its first event
 
 
 @dataclass(frozen=True)
@@ -267,37 +274,72 @@ class _Verified:
 
 
 _verified: dict[str, _Verified] = {}  # per database URL: how far this process has verified the chain
-_verified_lock = threading.Lock()
+_walks: dict[str, threading.Thread] = {}  # per database URL: the background walk under way
+_broken: dict[str, ChainStatus] = {}  # per database URL: the break the last check found, shown until a walk passes
+_chain_lock = threading.Lock()
 
 
-def chain_status(session: Session) -> ChainStatus:
-    """The event chain's verification: a full walk (events.verify_chain) at most every FULL_WALK_EVERY, and
-    between walks a check of the events appended since the last verified one."""
-    url = session.get_bind().engine.url.render_as_string(hide_password=True)
-    now = utcnow()
-    with _verified_lock:  # one walk at a time; the others wait for its result rather than walk again
-        known = _verified.get(url)
-        if known is None or now - known.walked_at > FULL_WALK_EVERY:
-            verdict, walked_at = events.verify_chain(session), now
-            last_hash = repository.event_hash(session=session, seq=verdict.count) if verdict.ok else None
-        else:
-            (verdict, last_hash), walked_at = _verify_since(session, known), known.walked_at
-        if verdict.ok and (verdict.count == 0 or last_hash is not None):
-            # the position verified, not the head: events appended since are checked next time
-            _verified[url] = _Verified(seq=verdict.count, hash=last_hash or GENESIS_HASH, walked_at=walked_at)
-        else:
-            _verified.pop(url, None)  # walk it all again next time: a broken chain is an alarm, not a cache entry
-    return ChainStatus(verdict=verdict, walked_at=walked_at)
-
-
-def _verify_since(session: Session, known: _Verified) -> tuple[events.ChainVerdict, str | None]:
-    """The chain's verdict from the last verified event on, as events.verify_chain words it, and the hash of the
-    last event checked."""
+def chain_status(session: Session, *, database_url: str) -> ChainStatus:
+    """The event chain's verification, as events.verify_chain words it (see FULL_WALK_EVERY for when it walks);
+    a verdict of None while the first walk is under way."""
+    with _chain_lock:
+        known = _verified.get(database_url)
+    if known is None:  # not walked yet, or it broke: walk it (again), and say so or show the break meanwhile
+        _walk_in_background(database_url)
+        with _chain_lock:
+            broken = _broken.get(database_url)
+        return broken or ChainStatus(verdict=None, walked_at=None)
     verdict = _check_since(session, known)
-    return verdict, repository.event_hash(session=session, seq=verdict.count) if verdict.ok else None
+    _remember(database_url, verdict, _last_hash(session, verdict), known.walked_at)
+    if verdict.ok and utcnow() - known.walked_at > FULL_WALK_EVERY:
+        _walk_in_background(database_url)
+    return ChainStatus(verdict=verdict, walked_at=known.walked_at)
+
+
+def _last_hash(session: Session, verdict: events.ChainVerdict) -> str | None:
+    if not verdict.ok:
+        return None
+    return GENESIS_HASH if verdict.count == 0 else repository.event_hash(session=session, seq=verdict.count)
+
+
+def _remember(database_url: str, verdict: events.ChainVerdict, last_hash: str | None, walked_at: datetime) -> None:
+    """Keep how far the chain verified (the position checked, not the head: events appended meanwhile are checked
+    next time); when it broke, keep the break instead, so the next pages show it while they walk it all again."""
+    with _chain_lock:
+        if not verdict.ok or last_hash is None:
+            _verified.pop(database_url, None)
+            _broken[database_url] = ChainStatus(verdict=verdict, walked_at=walked_at)
+            return
+        _broken.pop(database_url, None)
+        current = _verified.get(database_url)
+        if current is None or (walked_at, verdict.count) >= (current.walked_at, current.seq):
+            _verified[database_url] = _Verified(seq=verdict.count, hash=last_hash, walked_at=walked_at)
+
+
+def _walk_in_background(database_url: str) -> None:
+    with _chain_lock:
+        if database_url in _walks:
+            return
+        thread = threading.Thread(target=_walk, args=(database_url,), name="event-chain-walk", daemon=True)
+        _walks[database_url] = thread
+    thread.start()
+
+
+def _walk(database_url: str) -> None:
+    try:
+        walked_at = utcnow()
+        with session_factory(database_url)() as session:
+            verdict = events.verify_chain(session)
+            _remember(database_url, verdict, _last_hash(session, verdict), walked_at)
+    except Exception:  # the database went away (a shutdown): the next page walks again
+        log.exception("the background walk of the event chain failed")
+    finally:
+        with _chain_lock:
+            _walks.pop(database_url, None)
 
 
 def _check_since(session: Session, known: _Verified) -> events.ChainVerdict:
+    """The chain's verdict from the last verified event on."""
     if known.seq > 0 and repository.event_hash(session=session, seq=known.seq) != known.hash:
         return events.ChainVerdict(False, known.seq, known.seq, None, "an event verified earlier was removed or rewritten")
     prev_hash, count = known.hash, known.seq

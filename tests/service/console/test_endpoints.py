@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.app import create_app
+from service.console import service as console_service
 from service.console.endpoints import SECURITY_HEADERS
 from service.console.session import COOKIE_NAME
 from service.db import session_factory
@@ -297,8 +298,11 @@ def test_a_request_page_says_when_the_event_chain_does_not_verify(
     accepted = _submit(client, tenant, model["id"], [5])
     tamper_with_event(database_url, seq=2)
     sign_in(browser, tenant.key)
+    first = browser.get(f"/console/requests/{accepted['id']}")
+    assert first.status_code == 200 and "event chain is being verified" in first.text
+    for thread in list(console_service._walks.values()):
+        thread.join()
     page = browser.get(f"/console/requests/{accepted['id']}")
-    assert page.status_code == 200
     assert "event chain does NOT verify: broken at event seq 2" in page.text
 
 

@@ -61,6 +61,9 @@ def test_a_completed_requests_page_shows_its_verdict_evidence_timeline_and_deliv
     request, model = forgotten["request"], forgotten["model"]
     audit = client.get(f"/v1/models/{model['id']}/versions/2/audit", headers=tenant.headers).json()
     sign_in(browser, tenant.key)
+    assert browser.get(f"/console/requests/{request['id']}").status_code == 200  # starts the chain's first walk
+    for thread in list(console._walks.values()):
+        thread.join()
     page = browser.get(f"/console/requests/{request['id']}")
     assert page.status_code == 200, page.text
     text = page.text

@@ -1,6 +1,6 @@
 """What the console's pages are built from: requests per week by how they stand against their due dates, the
 request list's form fields read as the API's filters, and the event chain's verification (a full walk, then the
-events appended since)."""
+events appended since, and a full walk again in the background)."""
 
 from __future__ import annotations
 
@@ -92,8 +92,18 @@ def test_a_bad_filter_is_a_422_naming_the_query_parameter(params: dict[str, list
 
 
 def _chain(settings: Settings) -> console.ChainStatus:
+    """The status a request page shows, once the walk a first page starts has ended."""
     with session_factory(settings.database_url)() as session:
-        return console.chain_status(session)
+        status = console.chain_status(session, database_url=settings.database_url)
+        if status.verdict is None:
+            _wait_for_walks()
+            status = console.chain_status(session, database_url=settings.database_url)
+        return status
+
+
+def _wait_for_walks() -> None:
+    for thread in list(console._walks.values()):
+        thread.join()
 
 
 def _append(settings: Settings, count: int) -> None:
@@ -103,12 +113,16 @@ def _append(settings: Settings, count: int) -> None:
                           tenant_id=None, data={"i": i})  # fmt: skip
 
 
-def test_the_first_check_walks_the_whole_chain_and_names_a_broken_row(
+def test_the_first_check_walks_the_whole_chain_in_the_background_and_names_a_broken_row(
     settings: Settings, tenant: TenantKey
 ) -> None:
     tamper_with_event(settings.database_url, seq=1)
+    with session_factory(settings.database_url)() as session:
+        first = console.chain_status(session, database_url=settings.database_url)
+    assert first.verdict is None  # the page does not wait for the walk
     status = _chain(settings)
     assert not status.verdict.ok and status.verdict.broken_seq == 1
+    _wait_for_walks()
 
 
 def test_later_checks_verify_the_events_appended_since_and_find_one_altered(
@@ -126,11 +140,29 @@ def test_later_checks_verify_the_events_appended_since_and_find_one_altered(
     assert not third.verdict.ok and third.verdict.broken_seq == second.verdict.count + 2
 
 
-def test_an_old_event_altered_after_a_check_is_found_by_the_next_full_walk(
+def test_an_old_event_altered_after_a_check_is_found_by_the_next_full_walk_in_the_background(
     settings: Settings, tenant: TenantKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _chain(settings).verdict.ok
+    first = _chain(settings)
+    assert first.verdict.ok
     tamper_with_event(settings.database_url, seq=1)
     monkeypatch.setattr(console, "FULL_WALK_EVERY", timedelta(0))
+    meanwhile = _chain(settings)  # the page does not wait for the walk it starts
+    assert meanwhile.verdict.ok and meanwhile.walked_at == first.walked_at
+    _wait_for_walks()
     status = _chain(settings)
     assert not status.verdict.ok and status.verdict.broken_seq == 1
+    _wait_for_walks()
+
+
+def test_a_background_walk_of_an_intact_chain_moves_the_walks_time_on(
+    settings: Settings, tenant: TenantKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _chain(settings)
+    monkeypatch.setattr(console, "FULL_WALK_EVERY", timedelta(0))
+    _chain(settings)
+    _wait_for_walks()
+    _append(settings, 1)
+    later = _chain(settings)
+    _wait_for_walks()
+    assert later.verdict.ok and later.walked_at > first.walked_at and later.verdict.count == first.verdict.count + 1
