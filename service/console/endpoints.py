@@ -35,9 +35,10 @@ from service.tenants.service import Principal
 from service.versions.endpoints import MAX_VERSION_NUMBER
 
 HERE = Path(__file__).resolve().parent
+# connect-src 'self': console.js fetches the running jobs' fragment, which default-src 'none' would block
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",

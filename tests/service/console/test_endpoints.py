@@ -170,6 +170,20 @@ def test_every_page_renders_with_the_security_headers_and_never_shows_the_key(
             assert " style=" not in response.text and "<style" not in response.text, path  # no inline style
 
 
+def test_the_policy_allows_only_the_consoles_own_script_styles_and_fetches_and_no_framing(
+    browser: TestClient, tenant: TenantKey
+) -> None:
+    sign_in(browser, tenant.key)
+    policy = dict(
+        directive.strip().split(" ", 1) for directive in browser.get("/console/").headers["content-security-policy"].split(";")
+    )
+    assert policy == {
+        "default-src": "'none'", "script-src": "'self'", "style-src": "'self'", "img-src": "'self' data:",
+        "connect-src": "'self'",  # console.js fetches the running jobs' fragment
+        "form-action": "'self'", "frame-ancestors": "'none'", "base-uri": "'none'",
+    }  # fmt: skip
+
+
 def test_another_tenants_request_and_model_are_404_pages_without_their_data(
     client: TestClient, browser: TestClient, tenant: TenantKey, other_tenant: TenantKey, model: dict[str, Any]
 ) -> None:
