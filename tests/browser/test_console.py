@@ -38,12 +38,6 @@ PAGE_WAIT_S = 30.0  # a page load on two busy cores; a bound, never asserted as 
 DOCS = REPO / "docs"
 
 
-# the console's Content-Security-Policy (service/console/endpoints.py) has no connect-src, so default-src 'none'
-# blocks console.js's fetch of /console/fragments/jobs: the overview never refreshes. Strict: once fixed these pass
-# and the marker must go.
-REFRESH_BLOCKED = pytest.mark.xfail(strict=True, reason="the console's CSP lacks connect-src 'self'")
-
-
 # ---- helpers ----
 
 
@@ -242,7 +236,6 @@ def test_a_revoked_key_is_signed_out_on_its_next_page_load(browser: Chrome, cons
     assert browser.get_cookies() == []  # the session cookie went with it
 
 
-@REFRESH_BLOCKED
 def test_an_overview_left_open_goes_to_sign_in_once_its_key_is_revoked(browser: Chrome, console: Console) -> None:
     with Client(console.url, console.key) as api:
         reader = api.create_api_key("console reader, left open", ["read"])
@@ -253,7 +246,6 @@ def test_an_overview_left_open_goes_to_sign_in_once_its_key_is_revoked(browser: 
     assert "revoked" in _text(browser)
 
 
-@REFRESH_BLOCKED
 def test_the_overviews_running_jobs_refresh_in_place_without_a_reload(browser: Chrome, console: Console) -> None:
     _sign_in(browser, console, console.key)
     jobs = browser.find_element(By.ID, "running-jobs")
