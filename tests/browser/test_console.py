@@ -123,6 +123,14 @@ def _download(browser: Chrome, link: WebElement, folder: Path) -> Path:
     return saved[0]
 
 
+def _chain_checked(browser: Chrome) -> bool:
+    """Whether the request page shows the event chain's verification result; reloads it when not yet."""
+    if "being verified" not in _text(browser):
+        return True
+    browser.refresh()
+    return False
+
+
 def _unsigned(summary: dict[str, Any]) -> dict[str, Any]:
     """A certificate's summary less the instant it was signed."""
     return {name: value for name, value in summary.items() if name != "issued_at"}
@@ -178,6 +186,9 @@ def test_the_request_page_shows_the_verdict_and_each_samples_evidence(
     cells = {cell.text.strip() for cell in browser.find_elements(By.CSS_SELECTOR, "table td, table th")}
     assert set(console.forgotten) <= cells, f"the per-sample evidence lacks {set(console.forgotten) - cells}"
     assert console.key not in browser.page_source
+    # the timeline's chain check: the first request page of a process starts the walk, a reload shows its result
+    WebDriverWait(browser, PAGE_WAIT_S, poll_frequency=1).until(_chain_checked, "the event chain was never checked")
+    assert "event chain verifies" in _text(browser)
     _screenshots(browser, artifacts, "request", docs="console-request.png")
 
 
