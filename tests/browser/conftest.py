@@ -16,14 +16,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from unlearning_client import Client, DeletionRequest
-
-if TYPE_CHECKING:
-    from selenium.webdriver import Chrome
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -105,12 +103,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Chrome]:
+def browser() -> Iterator[webdriver.Chrome]:
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip(NO_BROWSER)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
@@ -119,6 +114,7 @@ def browser() -> Iterator[Chrome]:
     # the performance log carries each response's status (the only way a WebDriver test sees a 404), the browser
     # log the page's script errors and what the Content-Security-Policy blocked
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    # an explicit driver path: Selenium Manager (which would download a driver) is never consulted
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         yield driver
