@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select
+from sqlalchemy import Row, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.lifecycle.states import IN_FLIGHT
 from service.requests.repository import overdue_at
-from service.tables import DeletionRequest, Event, ForgottenSample, Model, ModelVersion
+from service.tables import DeletionRequest, Event, ForgottenSample, Model, ModelVersion, RequestStatus
 
 
 def count_requests_by_status(*, session: Session, tenant_id: uuid.UUID) -> dict[str, int]:
@@ -43,18 +43,36 @@ def count_due_between(*, session: Session, tenant_id: uuid.UUID, start: datetime
     ).scalar_one()
 
 
-def request_clock_rows(*, session: Session, tenant_id: uuid.UUID, since: datetime) -> list[Row[Any]]:
-    """(received_at, due_at, completed_at, status) of the tenant's requests received since `since`."""
-    return list(
-        session.execute(
-            select(
-                DeletionRequest.received_at,
-                DeletionRequest.due_at,
-                DeletionRequest.completed_at,
-                DeletionRequest.status,
-            ).where(DeletionRequest.tenant_id == tenant_id, DeletionRequest.received_at >= since)
-        ).all()
+def requests_per_week(
+    *, session: Session, tenant_id: uuid.UUID, week_starts: list[datetime], now: datetime
+) -> list[tuple[int, str, int]]:
+    """(week index, standing, count) of the tenant's requests received in the weeks starting at `week_starts`
+    (ascending; the last week ends 7 days after its start). Standing: on_time (completed by its due date, or
+    without one), late (completed after it, or in flight past it) or open (in flight, not yet due); failed,
+    rejected and cancelled requests forgot nothing and are not counted. Counted in the database: a ledger of
+    10,000 requests returns a few dozen rows, not 10,000."""
+    received = DeletionRequest.received_at
+    week = case(*((received < start, index - 1) for index, start in enumerate(week_starts[1:], start=1)),
+                else_=len(week_starts) - 1)  # fmt: skip
+    completed = DeletionRequest.status == RequestStatus.completed
+    late_completion = and_(DeletionRequest.due_at.is_not(None), DeletionRequest.completed_at > DeletionRequest.due_at)
+    standing = case(
+        (and_(completed, late_completion), "late"),
+        (completed, "on_time"),
+        (DeletionRequest.due_at < now, "late"),
+        else_="open",
     )
+    rows = session.execute(
+        select(week.label("week"), standing.label("standing"), func.count())
+        .where(
+            DeletionRequest.tenant_id == tenant_id,
+            received >= week_starts[0],
+            received < week_starts[-1] + timedelta(weeks=1),
+            or_(completed, DeletionRequest.status.in_(sorted(IN_FLIGHT))),
+        )
+        .group_by("week", "standing")
+    )
+    return [(int(index), str(kind), int(count)) for index, kind, count in rows]
 
 
 def recent_audits(*, session: Session, tenant_id: uuid.UUID, limit: int) -> list[Row[Any]]:

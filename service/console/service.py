@@ -139,20 +139,13 @@ def week_counts(session: Session, *, principal: Principal, today: date | None = 
     today = today or now.date()
     first = today - timedelta(days=today.weekday(), weeks=WEEKS_SHOWN - 1)
     since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
-    weeks = {first + timedelta(weeks=i): [0, 0, 0] for i in range(WEEKS_SHOWN)}
-    for row in repository.request_clock_rows(session=session, tenant_id=principal.tenant_id, since=since):
-        received = row.received_at.date()
-        week = received - timedelta(days=received.weekday())
-        if week not in weeks:
-            continue
-        status = RequestStatus(row.status)
-        if status == RequestStatus.completed:
-            late = row.due_at is not None and row.completed_at is not None and row.completed_at > row.due_at
-            weeks[week][1 if late else 0] += 1
-        elif status in IN_FLIGHT:
-            overdue = row.due_at is not None and row.due_at < now
-            weeks[week][1 if overdue else 2] += 1
-    return [WeekCount(week_start=w, on_time=c[0], late=c[1], open=c[2]) for w, c in sorted(weeks.items())]
+    starts = [since + timedelta(weeks=i) for i in range(WEEKS_SHOWN)]
+    counts = {i: {"on_time": 0, "late": 0, "open": 0} for i in range(WEEKS_SHOWN)}
+    for index, standing, count in repository.requests_per_week(
+        session=session, tenant_id=principal.tenant_id, week_starts=starts, now=now
+    ):
+        counts[index][standing] += count
+    return [WeekCount(week_start=start.date(), **counts[i]) for i, start in enumerate(starts)]
 
 
 def requests_per_week_svg(session: Session, *, principal: Principal) -> str:
@@ -202,7 +195,9 @@ def request_detail(
     row = requests.get_request(session, principal=principal, request_id=request_id)  # 404 for another tenant's
     read = requests.read_request(session, row)
     model = models.get_model(session, principal=principal, model_id=row.model_id)
-    job = jobs.read_job(session, jobs.get_job(session, principal=principal, job_id=row.job_id)) if row.job_id else None
+    job = None
+    if row.job_id is not None:
+        job = jobs.read_job(session, jobs.get_job(session, principal=principal, job_id=row.job_id), request_ids=False)
     version = None
     verdict = headline = None
     reasons: list[str] = []

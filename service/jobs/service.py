@@ -224,7 +224,9 @@ def list_jobs(session: Session, *, principal: Principal, query: JobQuery, page: 
     return JobList(items=[read_job(session, job, now=now) for job in items], next_page_token=next_token)
 
 
-def read_job(session: Session, job: Job, *, now: datetime | None = None) -> JobRead:
+def read_job(session: Session, job: Job, *, now: datetime | None = None, request_ids: bool = True) -> JobRead:
+    """The job as the API shows it. request_ids=False leaves its requests' IDs out (an empty list): a page that
+    shows one request's job needs its state, not the thousands of requests a model's queued job may gather."""
     now = now or utcnow()
     numbers = versions_repo.numbers_of(session=session, version_ids=[job.parent_version_id, job.result_version_id])
     eta_seconds = None
@@ -244,7 +246,7 @@ def read_job(session: Session, job: Job, *, now: datetime | None = None) -> JobR
         error=job.error,
         parent_version=numbers.get(job.parent_version_id) if job.parent_version_id else None,
         result_version=numbers.get(job.result_version_id) if job.result_version_id else None,
-        request_ids=repository.request_ids_of_job(session=session, job_id=job.id),
+        request_ids=repository.request_ids_of_job(session=session, job_id=job.id) if request_ids else [],
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
