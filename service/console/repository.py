@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.lifecycle.states import IN_FLIGHT
 from service.requests.repository import overdue_at
-from service.tables import DeletionRequest, Event, ForgottenSample, Model, ModelVersion, RequestStatus
+from service.tables import DeletionRequest, ForgottenSample, Model, ModelVersion, RequestStatus
 
 
 def count_requests_by_status(*, session: Session, tenant_id: uuid.UUID) -> dict[str, int]:
@@ -111,17 +110,3 @@ def find_forgotten_sample(*, session: Session, model_id: uuid.UUID, sample_id: s
         .outerjoin(ModelVersion, ModelVersion.id == ForgottenSample.version_id)
         .where(and_(ForgottenSample.model_id == model_id, ForgottenSample.sample_id == sample_id))
     ).one_or_none()
-
-
-def events_after(*, session: Session, seq: int, batch_size: int = 1000) -> Iterator[Event]:
-    """The events after `seq`, in chain order, fetched in batches."""
-    result = session.execute(
-        select(Event).where(Event.seq > seq).order_by(Event.seq).execution_options(yield_per=batch_size)
-    )
-    for event in result.scalars():
-        yield event
-        session.expunge(event)
-
-
-def event_hash(*, session: Session, seq: int) -> str | None:
-    return session.execute(select(Event.hash).where(Event.seq == seq)).scalar_one_or_none()

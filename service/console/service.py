@@ -294,7 +294,7 @@ def chain_status(session: Session, *, database_url: str) -> ChainStatus:
 def _last_hash(session: Session, verdict: events.ChainVerdict) -> str | None:
     if not verdict.ok:
         return None
-    return GENESIS_HASH if verdict.count == 0 else repository.event_hash(session=session, seq=verdict.count)
+    return GENESIS_HASH if verdict.count == 0 else events_repo.event_hash(session=session, seq=verdict.count)
 
 
 def _remember(database_url: str, verdict: events.ChainVerdict, last_hash: str | None, walked_at: datetime) -> None:
@@ -324,7 +324,7 @@ def _walk(database_url: str) -> None:
     try:
         walked_at = utcnow()
         with session_factory(database_url)() as session:
-            verdict = events.verify_chain(session)
+            verdict = events.verify_chain(session, writers_may_append=True)
             _remember(database_url, verdict, _last_hash(session, verdict), walked_at)
     except Exception:  # the database went away (a shutdown): the next page walks again
         log.exception("the background walk of the event chain failed")
@@ -335,26 +335,7 @@ def _walk(database_url: str) -> None:
 
 def _check_since(session: Session, known: _Verified) -> events.ChainVerdict:
     """The chain's verdict from the last verified event on."""
-    if known.seq > 0 and repository.event_hash(session=session, seq=known.seq) != known.hash:
-        return events.ChainVerdict(False, known.seq, known.seq, None, "an event verified earlier was removed or rewritten")
-    prev_hash, count = known.hash, known.seq
-    for event in repository.events_after(session=session, seq=known.seq):
-        if event.seq != count + 1:
-            return events.ChainVerdict(False, count, event.seq, event.id,
-                                       f"expected seq {count + 1}: events before it are missing")  # fmt: skip
-        if event.prev_hash != prev_hash:
-            return events.ChainVerdict(False, count, event.seq, event.id, "prev_hash does not match the hash of "
-                                       "the event before it (a row was removed or rewritten)")  # fmt: skip
-        if events.chain_hash(prev_hash, events.content_of(event)) != event.hash:
-            return events.ChainVerdict(False, count, event.seq, event.id,
-                                       "content does not match its hash (the row was altered)")  # fmt: skip
-        prev_hash, count = event.hash, count + 1
-    head = events_repo.get_head(session=session)
-    # a head beyond the last event read is a writer that committed meanwhile (PostgreSQL reads each statement's
-    # own snapshot), not a gap: its events are checked next time
-    if head.seq < count or (head.seq == count and head.hash != prev_hash):
-        return events.ChainVerdict(False, count, head.seq, None, "the chain head does not match the last event")
-    return events.ChainVerdict(True, count)
+    return events.verify_chain(session, after=(known.seq, known.hash), writers_may_append=True)
 
 
 # ---- models and versions ----

@@ -48,12 +48,17 @@ def get_head(*, session: Session) -> EventChainHead:
     return session.execute(select(EventChainHead).where(EventChainHead.id == HEAD_ID)).scalar_one()
 
 
-def iter_events(*, session: Session, batch_size: int = 1000) -> Iterator[Event]:
-    """Every event in chain order, fetched in batches so a long log never sits in memory at once."""
-    result = session.execute(select(Event).order_by(Event.seq).execution_options(yield_per=batch_size))
+def iter_events(*, session: Session, after_seq: int = 0, batch_size: int = 1000) -> Iterator[Event]:
+    """Every event after `after_seq` in chain order, fetched in batches so a long log never sits in memory."""
+    statement = select(Event).where(Event.seq > after_seq).order_by(Event.seq)
+    result = session.execute(statement.execution_options(yield_per=batch_size))
     for event in result.scalars():
         yield event
         session.expunge(event)
+
+
+def event_hash(*, session: Session, seq: int) -> str | None:
+    return session.execute(select(Event.hash).where(Event.seq == seq)).scalar_one_or_none()
 
 
 def count_events(*, session: Session) -> int:

@@ -159,11 +159,20 @@ class ChainVerdict:
         return f"broken at {where}: {self.reason}"
 
 
-def verify_chain(session: Session) -> ChainVerdict:
-    """Walk the whole chain in order and name the first row whose link or content does not check out."""
-    prev_hash = GENESIS_HASH
-    count = 0
-    for event in repository.iter_events(session=session):
+def verify_chain(
+    session: Session, *, after: tuple[int, str] = (0, GENESIS_HASH), writers_may_append: bool = False
+) -> ChainVerdict:
+    """Walk the chain in order and name the first row whose link or content does not check out.
+
+    `after` (seq, hash) starts from an event verified before (checked to be unchanged), so a page that verified
+    the chain once checks only what was appended since. `writers_may_append`: the service is running, and a head
+    beyond the last event read is a writer that committed meanwhile (PostgreSQL reads each statement's own
+    snapshot), not a break; its events are checked next time.
+    """
+    prev_hash, count = after[1], after[0]
+    if count > 0 and repository.event_hash(session=session, seq=count) != prev_hash:
+        return ChainVerdict(False, count, count, None, "an event verified earlier was removed or rewritten")
+    for event in repository.iter_events(session=session, after_seq=count):
         expected_seq = count + 1
 
         def broken(reason: str, event: Event = event) -> ChainVerdict:
@@ -178,6 +187,8 @@ def verify_chain(session: Session) -> ChainVerdict:
         prev_hash = event.hash
         count += 1
     head = repository.get_head(session=session)
+    if writers_may_append and head.seq > count:
+        return ChainVerdict(True, count)
     if head.seq != count or head.hash != prev_hash:
         # Rows at the end were removed, or the head was rewritten: the last row is where it shows.
         return ChainVerdict(

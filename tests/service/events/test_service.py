@@ -59,6 +59,40 @@ def test_deleted_last_event_is_caught_by_the_chain_head(tenant: TenantKey, datab
     assert "head" in verdict.reason
 
 
+def _hash_of(database_url: str, seq: int) -> str:
+    from service.events.repository import event_hash
+
+    with session_factory(database_url)() as session:
+        found = event_hash(session=session, seq=seq)
+    assert found is not None
+    return found
+
+
+def test_a_walk_from_a_verified_event_checks_only_the_events_after_it(
+    tenant: TenantKey, other_tenant: TenantKey, database_url: str
+) -> None:
+    start = (2, _hash_of(database_url, 2))
+    tamper_with_event(database_url, seq=3)
+    with session_factory(database_url)() as session:
+        verdict = verify_chain(session, after=start)
+    assert not verdict.ok
+    assert (verdict.broken_seq, verdict.count) == (3, 2)
+    assert "altered" in verdict.reason
+
+
+def test_a_walk_from_an_event_whose_hash_is_no_longer_the_one_verified_is_broken_there(
+    tenant: TenantKey, other_tenant: TenantKey, database_url: str
+) -> None:
+    # as if the row's hash had been rewritten since it verified (its content alone changed shows only to a walk
+    # from the start, which checks every hash)
+    start = (2, "0" * 64)
+    with session_factory(database_url)() as session:
+        verdict = verify_chain(session, after=start)
+    assert not verdict.ok
+    assert verdict.broken_seq == 2
+    assert "rewritten" in verdict.reason
+
+
 @pytest.mark.parametrize("statement", ["UPDATE event SET actor = 'x'", "DELETE FROM event"])
 def test_database_refuses_to_change_events(tenant: TenantKey, database_url: str, statement: str) -> None:
     engine = make_engine(database_url)
