@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.lifecycle.states import IN_FLIGHT
 from service.requests.repository import overdue_at
-from service.tables import DeletionRequest, ForgottenSample, Model, ModelVersion, RequestStatus
+from service.tables import DeletionRequest, Model, ModelVersion, RequestStatus
 
 
 def count_requests_by_status(*, session: Session, tenant_id: uuid.UUID) -> dict[str, int]:
@@ -96,17 +96,3 @@ def recent_audits(*, session: Session, tenant_id: uuid.UUID, limit: int) -> list
 def model_names(*, session: Session, tenant_id: uuid.UUID) -> dict[uuid.UUID, str]:
     rows = session.execute(select(Model.id, Model.name).where(Model.tenant_id == tenant_id).order_by(Model.name))
     return {row.id: row.name for row in rows}
-
-
-def find_forgotten_sample(*, session: Session, model_id: uuid.UUID, sample_id: str) -> Row[Any] | None:
-    """One sample's claim on the model, in the suppression list's row shape, or None."""
-    return session.execute(
-        select(
-            ForgottenSample.sample_id,
-            ForgottenSample.request_id,
-            ModelVersion.number.label("version"),
-            ModelVersion.ready_at.label("forgotten_at"),
-        )
-        .outerjoin(ModelVersion, ModelVersion.id == ForgottenSample.version_id)
-        .where(and_(ForgottenSample.model_id == model_id, ForgottenSample.sample_id == sample_id))
-    ).one_or_none()

@@ -23,7 +23,6 @@ from service.events import repository as events_repo
 from service.events import service as events
 from service.jobs import service as jobs
 from service.jobs.schemas import JobQuery, JobRead
-from service.lifecycle.states import IN_FLIGHT
 from service.models import service as models
 from service.pagination import MAX_PAGE_SIZE, Cursor
 from service.requests import service as requests
@@ -279,10 +278,11 @@ def chain_status(session: Session, *, database_url: str) -> ChainStatus:
     a verdict of None while the first walk is under way."""
     with _chain_lock:
         known = _verified.get(database_url)
+        # read before the walk starts: a short chain's walk may end before this page is built, and whether the
+        # page says "being verified" must not hang on that race
+        broken = _broken.get(database_url)
     if known is None:  # not walked yet, or it broke: walk it (again), and say so or show the break meanwhile
         _walk_in_background(database_url)
-        with _chain_lock:
-            broken = _broken.get(database_url)
         return broken or ChainStatus(verdict=None, walked_at=None)
     verdict = _check_since(session, known)
     _remember(database_url, verdict, _last_hash(session, verdict), known.walked_at)
@@ -419,22 +419,11 @@ def suppression_page(
 ) -> SuppressionPage:
     model = models.get_model(session, principal=principal, model_id=model_id)
     if sample_id:
-        row = repository.find_forgotten_sample(session=session, model_id=model_id, sample_id=sample_id)
-        items = [] if row is None else [_forgotten(row)]
+        found = suppression.find_forgotten_sample(session, principal=principal, model_id=model_id, sample_id=sample_id)
+        items = [] if found is None else [found]
         if query.state != "all":
             items = [item for item in items if item.state == query.state]
         return SuppressionPage(model=model, items=items, next_page_token=None, searched=sample_id)
     listed = suppression.list_forgotten_samples(session, principal=principal, model_id=model_id, query=query,
                                                 page=cursor(page_token))  # fmt: skip
     return SuppressionPage(model=model, items=listed.items, next_page_token=listed.next_page_token, searched=None)
-
-
-def _forgotten(row: Any) -> ForgottenSampleRead:
-    # the row has the suppression list's shape (sample_id, request_id, version, forgotten_at)
-    return ForgottenSampleRead(
-        sample_id=row.sample_id,
-        request_id=row.request_id,
-        state="in_flight" if row.version is None else "forgotten",
-        version=row.version,
-        forgotten_at=row.forgotten_at,
-    )

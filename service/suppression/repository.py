@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from service.pagination import Sort, Window, fetch_page
@@ -15,12 +15,9 @@ from service.tables import ForgottenSample, ModelVersion
 BY_SAMPLE_ID = Sort("sample_id", (ForgottenSample.sample_id,))
 
 
-def list_forgotten(
-    *, session: Session, model_id: uuid.UUID, state: str, window: Window
-) -> tuple[list[Row[Any]], str | None]:
-    """One page of the model's claims as rows (sample_id, request_id, version, forgotten_at); `state` is all,
-    forgotten (a version is recorded) or in_flight (none yet)."""
-    statement = (
+def _claims(model_id: uuid.UUID) -> Select[Any]:
+    """The model's claims as rows (sample_id, request_id, version, forgotten_at)."""
+    return (
         select(
             ForgottenSample.sample_id,
             ForgottenSample.request_id,
@@ -30,6 +27,19 @@ def list_forgotten(
         .outerjoin(ModelVersion, ModelVersion.id == ForgottenSample.version_id)
         .where(ForgottenSample.model_id == model_id)
     )
+
+
+def find_forgotten(*, session: Session, model_id: uuid.UUID, sample_id: str) -> Row[Any] | None:
+    """One sample's claim on the model, in the list's row shape, or None."""
+    return session.execute(_claims(model_id).where(ForgottenSample.sample_id == sample_id)).one_or_none()
+
+
+def list_forgotten(
+    *, session: Session, model_id: uuid.UUID, state: str, window: Window
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of the model's claims as rows (sample_id, request_id, version, forgotten_at); `state` is all,
+    forgotten (a version is recorded) or in_flight (none yet)."""
+    statement = _claims(model_id)
     if state == "forgotten":
         statement = statement.where(ForgottenSample.version_id.is_not(None))
     elif state == "in_flight":

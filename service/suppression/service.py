@@ -48,6 +48,15 @@ def list_forgotten_samples(
     return ForgottenSampleList(items=[_read(row) for row in rows], next_page_token=next_token)
 
 
+def find_forgotten_sample(
+    session: Session, *, principal: Principal, model_id: uuid.UUID, sample_id: str
+) -> ForgottenSampleRead | None:
+    """One sample's entry in the model's suppression list, or None when no request ever claimed it."""
+    models.get_model(session, principal=principal, model_id=model_id)  # 404 for another tenant's
+    row = repository.find_forgotten(session=session, model_id=model_id, sample_id=sample_id)
+    return None if row is None else _read(row)
+
+
 def export_csv(
     session: Session, *, principal: Principal, settings: Settings, model_id: uuid.UUID, query: ForgottenSampleQuery
 ) -> Iterator[str]:
